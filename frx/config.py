@@ -1,0 +1,440 @@
+"""Frozen, typed configuration of a training run.
+
+Every field carries a docstring; tyro turns them into `frx train PRESET --help`. This module imports
+no JAX so that the command line stays fast; checks that need devices live in `frx.sharding`.
+
+Durations follow big_vision (`big_vision/utils.py: steps`): a duration is given in exactly one of
+steps, epochs or examples, and epochs/examples become steps with `max(1, round(x))`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Literal
+
+__all__ = [
+    "CheckpointConfig",
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "LogConfig",
+    "MeshConfig",
+    "ModelConfig",
+    "ModelDims",
+    "OptimConfig",
+    "ScheduleConfig",
+    "SyntheticConfig",
+    "TrainConfig",
+    "VIT_VARIANTS",
+    "from_dict",
+    "to_dict",
+    "validate",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message is one line that names the fix."""
+
+
+# (width, depth, mlp_dim, num_heads), from big_vision/models/vit.py `decode_variant`.
+VIT_VARIANTS: dict[str, tuple[int, int, int, int]] = {
+    "mu": (32, 1, 128, 2),
+    "Ti": (192, 12, 768, 3),
+    "S": (384, 12, 1536, 6),
+    "M": (512, 12, 2048, 8),
+    "B": (768, 12, 3072, 12),
+    "L": (1024, 24, 4096, 16),
+    "H": (1280, 32, 5120, 16),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDims:
+    """The concrete sizes of a ViT, resolved from a variant plus overrides."""
+
+    width: int
+    depth: int
+    mlp_dim: int
+    num_heads: int
+    patch_size: int
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.num_heads
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """A plain ViT classifier (big_vision `models/vit.py` semantics)."""
+
+    variant: str = "S/16"
+    """Size and patch as "NAME/PATCH": NAME in mu, Ti, S, M, B, L, H; any patch size, e.g. "B/32"."""
+    width: int | None = None
+    """Overrides the variant's embedding width (the MLP then defaults to 4x width)."""
+    depth: int | None = None
+    """Overrides the variant's number of encoder blocks."""
+    mlp_dim: int | None = None
+    """Overrides the hidden size of the MLP blocks."""
+    num_heads: int | None = None
+    """Overrides the number of attention heads."""
+    patch_size: int | None = None
+    """Overrides the patch size of the variant string."""
+    image_size: int = 224
+    """Side of the square input image in pixels; the data pipeline produces this size."""
+    num_classes: int = 1000
+    """Number of output classes; must match the dataset."""
+    pool: Literal["gap", "tok", "map", "0"] = "gap"
+    """Pooling: mean of tokens after the final LayerNorm, a class token, attention pooling, or token 0."""
+    posemb: Literal["sincos2d", "learn"] = "sincos2d"
+    """Position embedding: fixed 2-D sin/cos (x terms first, temperature 1e4) or learned."""
+    rep_size: int = 0
+    """Width of the tanh pre-logits layer; 0 turns it off, -1 uses the model width (big_vision rep_size=True)."""
+    head_zeroinit: bool = True
+    """Initialise the classifier head kernel to zeros (big_vision default)."""
+    head_bias_init: float = 0.0
+    """Initial value of the classifier head bias."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Compute dtype of the matrix multiplies; parameters, LayerNorm statistics and softmax stay float32."""
+    attention: Literal["xla", "cudnn"] = "xla"
+    """Attention kernel: portable XLA (batch and heads folded) or cuDNN flash attention (GPU, bfloat16)."""
+
+    def dims(self) -> ModelDims:
+        """Resolves the variant string and the per-dimension overrides."""
+        match = re.fullmatch(r"([A-Za-z]+)/(\d+)", self.variant)
+        if match is None or match.group(1) not in VIT_VARIANTS:
+            known = ", ".join(f"{n}/16" for n in VIT_VARIANTS)
+            raise ConfigError(f"unknown model variant {self.variant!r}; use NAME/PATCH with NAME one of: {known}")
+        width, depth, mlp_dim, heads = VIT_VARIANTS[match.group(1)]
+        if self.width is not None:
+            width, mlp_dim = self.width, 4 * self.width
+        return ModelDims(
+            width=width,
+            depth=self.depth if self.depth is not None else depth,
+            mlp_dim=self.mlp_dim if self.mlp_dim is not None else mlp_dim,
+            num_heads=self.num_heads if self.num_heads is not None else heads,
+            patch_size=self.patch_size if self.patch_size is not None else int(match.group(2)),
+        )
+
+    @property
+    def pre_logits_size(self) -> int:
+        """Size of the pre-logits layer (0 when there is none)."""
+        return self.dims().width if self.rep_size == -1 else self.rep_size
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    """The embedded dataset: shapes x colours x textures, generated from a seed (no download)."""
+
+    train_size: int = 20_000
+    """Number of training images (the stream repeats, reshuffled, after that many)."""
+    val_size: int = 2_000
+    """Number of held-out validation images (drawn from a separate seed stream)."""
+    seed: int = 0
+    """Seed of the generator; the same seed gives the same images on every machine."""
+    num_shapes: int = 4
+    """Shapes (circle, square, triangle, cross, ring, diamond, bar, star), taken in that order."""
+    num_colours: int = 2
+    """Colour families (red, green, blue, yellow), taken in that order."""
+    num_textures: int = 2
+    """Fill textures (solid, stripes, checks), taken in that order."""
+
+    @property
+    def num_classes(self) -> int:
+        return self.num_shapes * self.num_colours * self.num_textures
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where images come from and how the host prepares them.
+
+    `pp_train` / `pp_eval` are big_vision-style op strings. Host ops (decode, crops, flip) come first
+    and produce fixed-size uint8 images; device ops (value_range, ...) then run inside the jitted step.
+    """
+
+    source: Literal["synthetic", "digits", "folder"] = "synthetic"
+    """Embedded synthetic set, scikit-learn's digits, or an image folder `root/class_name/*.jpg`."""
+    root: str | None = None
+    """Image-folder root for `source=folder` (one sub-folder per class)."""
+    val_root: str | None = None
+    """Optional separate validation folder with the same class sub-folders (evaluated as "val")."""
+    minival_fraction: float = 0.01
+    """Fraction of each class held out of a folder's (or digits') training images as "minival"."""
+    pp_train: str = "decode|random_resized_crop(224)|flip_lr|value_range(-1,1)"
+    """Training preprocessing ops, host ops first (see `frx.data.ops`)."""
+    pp_eval: str = "decode|resize_small(256)|central_crop(224)|value_range(-1,1)"
+    """Evaluation preprocessing ops."""
+    mixup_p: float = 0.0
+    """Mixup Beta(p, p) concentration; 0 turns mixup off (big_vision uses 0.2)."""
+    synthetic: SyntheticConfig = SyntheticConfig()
+    """Settings of the embedded synthetic dataset."""
+    workers: int = 0
+    """Host worker processes for decoding (0 = threads in the training process)."""
+    threads: int = 2
+    """Prefetch threads that prepare batches ahead of the training step."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """Optimizer with big_vision semantics: clip -> Adam -> x lr -> + wd*param -> x schedule."""
+
+    name: Literal["adam", "sgd"] = "adam"
+    """Adam (scale_by_adam) or SGD with momentum."""
+    lr: float = 1e-3
+    """Peak learning rate (multiplied by the schedule and by per-parameter `lr_mults`)."""
+    wd: float = 1e-4
+    """Decoupled weight decay: p -= schedule * wd * p, not multiplied by lr (big_vision)."""
+    b1: float = 0.9
+    """Adam first-moment decay."""
+    b2: float = 0.999
+    """Adam second-moment decay."""
+    eps: float = 1e-8
+    """Adam epsilon."""
+    mu_dtype: Literal["float32", "bfloat16"] = "float32"
+    """Storage dtype of Adam's first moment (big_vision's ViT recipe uses bfloat16)."""
+    momentum: float = 0.9
+    """SGD momentum (0 for plain SGD)."""
+    nesterov: bool = False
+    """Use Nesterov momentum with SGD."""
+    grad_clip_norm: float = 1.0
+    """Clip the raw gradient to this global L2 norm before the optimizer; 0 turns clipping off."""
+    wd_mults: tuple[tuple[str, float], ...] = ((r".*/kernel$", 1.0),)
+    """(regex, multiplier) pairs on parameter paths such as `blocks/3/attn/q/kernel`; the first full match wins, unmatched get 0."""
+    lr_mults: tuple[tuple[str, float], ...] = ()
+    """(regex, multiplier) pairs scaling the learning rate per parameter; unmatched get 1."""
+    frozen: tuple[str, ...] = ()
+    """Regexes of parameters that are not trained at all."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning-rate multiplier: linear warmup from exactly 0, then a decay (big_vision semantics)."""
+
+    decay: Literal["cosine", "linear", "rsqrt", "constant"] = "cosine"
+    """Shape after warmup: cosine to 0, linear/polynomial to `end`, inverse square root, or constant."""
+    warmup_steps: int | None = None
+    """Warmup length in steps (give at most one of steps, epochs, examples)."""
+    warmup_epochs: float | None = None
+    """Warmup length in epochs of the training split."""
+    warmup_examples: int | None = None
+    """Warmup length in examples."""
+    end: float = 0.0
+    """Final multiplier of the linear/polynomial decay."""
+    power: float = 1.0
+    """Exponent of the polynomial decay (1 = linear)."""
+    timescale: int = 10_000
+    """Steps per unit of the rsqrt decay."""
+    shift: int = 0
+    """Step shift of the rsqrt decay."""
+    cooldown_steps: int = 0
+    """Linear cooldown to 0 over the last steps (multiplies any decay)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+    """Device mesh. Axis sizes of -1 take the remaining devices."""
+
+    data: int = -1
+    """Size of the data-parallel axis."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    """Orbax checkpoints of parameters, optimizer state, step, RNG and data position."""
+
+    every_steps: int = 1000
+    """Save every this many steps (and always at the end); 0 saves only at the end."""
+    keep: int = 2
+    """Number of most recent checkpoints to keep."""
+    keep_every_steps: int = 0
+    """Also keep every checkpoint whose step is a multiple of this (0 = none)."""
+    async_save: bool = True
+    """Write checkpoints in the background while training continues."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Periodic classification evaluation (top-1 accuracy and loss)."""
+
+    every_steps: int = 2500
+    """Evaluate every this many steps, and at the end; 0 evaluates only at the end."""
+    batch_size: int = 0
+    """Evaluation batch size; 0 uses the training batch size."""
+    at_start: bool = True
+    """Also evaluate before the first step (big_vision's step-0 eval)."""
+    splits: tuple[str, ...] = ("val", "minival")
+    """Evaluation sets to run when the source has them (val, minival)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LogConfig:
+    """Where and how often progress is reported."""
+
+    every_steps: int = 50
+    """Log training metrics every this many steps (and at the first and last step)."""
+    tensorboard: bool = True
+    """Also write TensorBoard event files into the run folder."""
+    progress: bool = True
+    """Show a progress bar with img/s and ETA."""
+    plots: bool = True
+    """Write loss, learning-rate and accuracy plots at the end of the run."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run: the model, its data, the optimizer and the loop around them."""
+
+    name: str = "custom"
+    """Name of the preset this config came from."""
+    seed: int = 0
+    """Seed of parameter init, data order, augmentation and mixup."""
+    batch_size: int = 1024
+    """Global batch size (split over all data-parallel devices and accumulation steps)."""
+    total_steps: int | None = None
+    """Training length in steps (replaces the preset's epochs or examples)."""
+    total_epochs: float | None = None
+    """Training length in epochs of the training split."""
+    total_examples: int | None = None
+    """Training length in examples."""
+    grad_accum: int = 1
+    """Split each batch into this many micro-batches and accumulate their gradients."""
+    workdir: str | None = None
+    """Run folder (config, metrics, checkpoints, plots); a run resumes when it exists. Default runs/NAME."""
+    model: ModelConfig = ModelConfig()
+    """The network."""
+    data: DataConfig = DataConfig()
+    """The input pipeline."""
+    optim: OptimConfig = OptimConfig()
+    """The optimizer."""
+    schedule: ScheduleConfig = ScheduleConfig()
+    """The learning-rate schedule."""
+    mesh: MeshConfig = MeshConfig()
+    """The device mesh."""
+    ckpt: CheckpointConfig = CheckpointConfig()
+    """Checkpointing."""
+    eval: EvalConfig = EvalConfig()
+    """Evaluation."""
+    log: LogConfig = LogConfig()
+    """Logging."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation: every check runs before anything is compiled; messages are one line and name the fix.
+
+
+def _count_set(*values) -> int:
+    return sum(v is not None for v in values)
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Returns `cfg` unchanged or raises ConfigError naming the problem and the fix."""
+    m = cfg.model
+    dims = m.dims()
+    for field in ("width", "depth", "mlp_dim", "num_heads", "patch_size"):
+        if getattr(dims, field) <= 0:
+            raise ConfigError(f"model.{field} must be positive, got {getattr(dims, field)}")
+    if dims.width % dims.num_heads:
+        raise ConfigError(
+            f"model width {dims.width} is not divisible by num_heads {dims.num_heads}; "
+            "set --model.num_heads to a divisor of the width"
+        )
+    if m.posemb == "sincos2d" and dims.width % 4:
+        raise ConfigError(f"sincos2d position embedding needs a width divisible by 4, got {dims.width}")
+    if m.image_size % dims.patch_size:
+        raise ConfigError(
+            f"image_size {m.image_size} is not divisible by patch size {dims.patch_size}; "
+            "change --model.image_size or the patch size"
+        )
+    if m.num_classes < 1:
+        raise ConfigError(f"model.num_classes must be at least 1, got {m.num_classes}")
+    if m.rep_size < -1:
+        raise ConfigError(f"model.rep_size must be -1 (width), 0 (off) or a size, got {m.rep_size}")
+    if m.attention == "cudnn" and m.dtype != "bfloat16":
+        raise ConfigError("model.attention=cudnn needs --model.dtype bfloat16")
+
+    if cfg.batch_size < 1:
+        raise ConfigError(f"batch_size must be positive, got {cfg.batch_size}")
+    if cfg.grad_accum < 1 or cfg.batch_size % cfg.grad_accum:
+        raise ConfigError(
+            f"batch_size {cfg.batch_size} is not divisible by grad_accum {cfg.grad_accum}; "
+            "pick a grad_accum that divides the batch"
+        )
+    if _count_set(cfg.total_steps, cfg.total_epochs, cfg.total_examples) != 1:
+        raise ConfigError("give exactly one training length: --total_steps, --total_epochs or --total_examples")
+    for name in ("total_steps", "total_epochs", "total_examples"):
+        value = getattr(cfg, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{name} must be positive, got {value}")
+    s = cfg.schedule
+    if _count_set(s.warmup_steps, s.warmup_epochs, s.warmup_examples) > 1:
+        raise ConfigError("give at most one warmup length: schedule.warmup_steps, _epochs or _examples")
+    for name in ("warmup_steps", "warmup_epochs", "warmup_examples"):
+        value = getattr(s, name)
+        if value is not None and value < 0:
+            raise ConfigError(f"schedule.{name} must be >= 0, got {value}")
+    if s.decay == "rsqrt" and s.timescale <= 0:
+        raise ConfigError(f"schedule.timescale must be positive, got {s.timescale}")
+
+    o = cfg.optim
+    if not o.lr > 0:
+        raise ConfigError(f"optim.lr must be positive, got {o.lr}")
+    if o.wd < 0 or o.grad_clip_norm < 0:
+        raise ConfigError("optim.wd and optim.grad_clip_norm must be >= 0")
+    if not (0 <= o.b1 < 1 and 0 <= o.b2 < 1):
+        raise ConfigError(f"optim.b1 and optim.b2 must lie in [0, 1), got {o.b1}, {o.b2}")
+    for pattern in [p for p, _ in o.wd_mults] + [p for p, _ in o.lr_mults] + list(o.frozen):
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ConfigError(f"invalid parameter regex {pattern!r} in optim: {e}") from None
+
+    d = cfg.data
+    if d.source == "folder" and not d.root:
+        raise ConfigError("data.source=folder needs --data.root pointing at root/class_name/*.jpg")
+    if not 0 <= d.minival_fraction < 1:
+        raise ConfigError(f"data.minival_fraction must lie in [0, 1), got {d.minival_fraction}")
+    if d.mixup_p < 0:
+        raise ConfigError(f"data.mixup_p must be >= 0, got {d.mixup_p}")
+    if d.source == "synthetic" and d.synthetic.num_classes != m.num_classes:
+        raise ConfigError(
+            f"the synthetic dataset has {d.synthetic.num_classes} classes but model.num_classes is "
+            f"{m.num_classes}; set --model.num_classes {d.synthetic.num_classes}"
+        )
+    if d.workers < 0 or d.threads < 0:
+        raise ConfigError("data.workers and data.threads must be >= 0")
+
+    if cfg.mesh.data == 0 or cfg.mesh.data < -1:
+        raise ConfigError(f"mesh.data must be -1 (all devices) or positive, got {cfg.mesh.data}")
+    if cfg.ckpt.every_steps < 0 or cfg.ckpt.keep < 1:
+        raise ConfigError("ckpt.every_steps must be >= 0 and ckpt.keep >= 1")
+    if cfg.eval.every_steps < 0 or cfg.eval.batch_size < 0 or cfg.log.every_steps < 1:
+        raise ConfigError("eval.every_steps and eval.batch_size must be >= 0, log.every_steps >= 1")
+    return cfg
+
+
+# --------------------------------------------------------------------------------------------------
+# Serialisation: configs are data (JSON in the run folder), never pickled.
+
+
+def to_dict(cfg) -> dict:
+    """A JSON-able dict of a config dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_dict(cls, data: dict):
+    """Rebuilds a config dataclass from `to_dict` output; unknown keys are an error."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(names)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} fields {sorted(unknown)}; the run folder may come from another frx version")
+    kwargs = {}
+    for key, value in data.items():
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = from_dict(type(default), value)
+        elif isinstance(value, list):
+            kwargs[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)

@@ -1,0 +1,1 @@
+"""Input pipelines: sources -> host ops (decode, crop, flip; uint8) -> batches -> device ops."""

@@ -1,0 +1,52 @@
+"""Top-1 accuracy and cross-entropy over a finite split (big_vision evaluators/classification.py):
+padded examples (mask False) are excluded; the loss is summed and divided by the number seen."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from frx import losses, sharding
+from frx.data import pipeline
+from frx.data.ops import Pipeline
+
+
+def make_eval_step(graphdef, device_pp, num_classes: int):
+    def eval_step(params, batch):
+        images = device_pp(batch["image"], jax.random.PRNGKey(0))
+        logits = nnx.merge(graphdef, params)(images)
+        labels = jax.nn.one_hot(batch["label"], num_classes)
+        mask = batch["mask"].astype(jnp.float32)
+        correct = (jnp.argmax(logits, axis=-1) == batch["label"]).astype(jnp.float32)
+        return {
+            "correct": jnp.sum(correct * mask),
+            "loss": jnp.sum(losses.softmax_xent(logits, labels) * mask),
+            "count": jnp.sum(mask),
+        }
+
+    return eval_step
+
+
+class ClassificationEvaluator:
+    """Evaluates params on one split; `run(params)` returns {"eval/NAME/acc": ..., "eval/NAME/loss": ...}."""
+
+    def __init__(self, name: str, source, pp: Pipeline, *, graphdef, num_classes: int, batch_size: int,
+                 image_size: int, mesh, threads: int = 2):
+        self.name, self.source, self.pp, self.mesh = name, source, pp, mesh
+        self.batch_size, self.image_size, self.threads = batch_size, image_size, threads
+        self.step = jax.jit(make_eval_step(graphdef, pp.device_fn(), num_classes))
+
+    def run(self, params) -> dict[str, float]:
+        totals = {"correct": 0.0, "loss": 0.0, "count": 0.0}
+        batches = pipeline.eval_batches(
+            self.source, self.pp, batch_size=self.batch_size, image_shape=(self.image_size, self.image_size, 3),
+            process_index=jax.process_index(), process_count=jax.process_count(), threads=self.threads,
+        )
+        pending = [self.step(params, sharding.put_batch(b, self.mesh)) for b in batches]
+        for sums in jax.device_get(pending):
+            for k in totals:
+                totals[k] += float(np.asarray(sums[k]))
+        n = max(totals["count"], 1.0)
+        return {f"eval/{self.name}/acc": totals["correct"] / n, f"eval/{self.name}/loss": totals["loss"] / n}

@@ -1,0 +1,143 @@
+"""The two hot kernels of a ViT: a dense layer and the attention core.
+
+The math is the reference formula; what changes with the compute dtype is how the dots are written.
+XLA:CPU only runs a bfloat16 dot on its AMX/YNNPACK path when it is written as bf16 x bf16 -> f32
+with plain operand layouts. Autodiff of a bf16 layer emits bf16-output and transposed-operand dots,
+which XLA silently upcasts to f32, so in bfloat16 both kernels carry a hand-written VJP whose
+backward dots have that form (measurements: ../shared/spec/cpu_perf_measurements.md, "Recipes").
+In float32 plain autodiff is used. On GPUs the same explicit dtypes are what cuBLAS wants anyway.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+F32 = jnp.float32
+
+
+# ---------------------------------------------------------------------------------------------------
+# Dense: y = x @ w + b
+
+
+@jax.custom_vjp
+def _dense_bf16(x, w, b):
+    """x (..., K) and w (K, M) in bf16, b (M,) in f32 -> (..., M) in x's dtype."""
+    return (jnp.einsum("...k,km->...m", x, w, preferred_element_type=F32) + b).astype(x.dtype)
+
+
+def _dense_bf16_fwd(x, w, b):
+    return _dense_bf16(x, w, b), (x, w)
+
+
+def _dense_bf16_bwd(residuals, g):
+    x, w = residuals
+    # The bias gradient is reduced in f32: a bf16 reduce over (batch, tokens) rounds at every add
+    # and was a quarter of the step time on CPU.
+    db = jnp.sum(g.astype(F32), axis=tuple(range(g.ndim - 1)))
+    g = g.astype(x.dtype)
+    dx = jnp.einsum("...m,km->...k", g, w, preferred_element_type=F32).astype(x.dtype)
+    return dx, _contract_rows(x, g).astype(w.dtype), db
+
+
+def _contract_rows(x, g):
+    """einsum('nk,nm->km') over all leading axes, written with two contracting axes so that XLA
+    inserts an explicit transpose and the dot keeps the bf16 fast path (an XLA 0.10 detail)."""
+    x = x.reshape(-1, x.shape[-1])
+    g = g.reshape(-1, g.shape[-1])
+    s = 2 if x.shape[0] % 2 == 0 else 1
+    return jnp.einsum(
+        "ink,inm->km", x.reshape(s, -1, x.shape[-1]), g.reshape(s, -1, g.shape[-1]), preferred_element_type=F32
+    )
+
+
+_dense_bf16.defvjp(_dense_bf16_fwd, _dense_bf16_bwd)
+
+
+def dense(x: jax.Array, w: jax.Array, b: jax.Array | None, dtype) -> jax.Array:
+    """x (..., K) @ w (K, M) + b (M,), with matmul inputs in `dtype` and f32 accumulation.
+
+    Parameters arrive in f32 and are cast here, so their gradients come back in f32.
+    """
+    if jnp.dtype(dtype) == F32:
+        y = jnp.einsum("...k,km->...m", x.astype(F32), w)
+        return y if b is None else y + b
+    bias = jnp.zeros((w.shape[1],), F32) if b is None else b
+    return _dense_bf16(x.astype(dtype), w.astype(dtype), bias.astype(F32))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Attention core: softmax(q k^T) v with q already scaled. Batch and heads are folded into one batch
+# axis ((B*H, N, Dh)), which on CPU beats jax.nn.dot_product_attention by ~1.6x in f32.
+
+
+def _fold(t):
+    b, n, h, d = t.shape
+    return t.transpose(0, 2, 1, 3).reshape(b * h, n, d)
+
+
+def _unfold(t, b, h):
+    bh, n, d = t.shape
+    return t.reshape(b, h, n, d).transpose(0, 2, 1, 3)
+
+
+def _attention_f32(q, k, v):
+    logits = jnp.einsum("bqd,bkd->bqk", q, k)
+    return jnp.einsum("bqk,bkd->bqd", jax.nn.softmax(logits, axis=-1), v)
+
+
+def _contract_queries(a, b):
+    """einsum('bqk,bqd->bkd') with the query axis split in two, which makes XLA insert an explicit
+    transpose so that the dot keeps the bf16 fast path (an XLA 0.10 implementation detail)."""
+    bh, q, k = a.shape
+    s = 2 if q % 2 == 0 else 1
+    return jnp.einsum(
+        "bijk,bijd->bkd", a.reshape(bh, s, q // s, k), b.reshape(bh, s, q // s, -1), preferred_element_type=F32
+    )
+
+
+def _probs(q, k):
+    return jax.nn.softmax(jnp.einsum("bqd,bkd->bqk", q, k, preferred_element_type=F32), axis=-1)
+
+
+@jax.custom_vjp
+def _attention_bf16(q, k, v):
+    p = _probs(q, k).astype(v.dtype)
+    return jnp.einsum("bqk,bkd->bqd", p, v, preferred_element_type=F32).astype(q.dtype)
+
+
+def _attention_bf16_fwd(q, k, v):
+    p = _probs(q, k).astype(v.dtype)
+    out = jnp.einsum("bqk,bkd->bqd", p, v, preferred_element_type=F32).astype(q.dtype)
+    return out, (q, k, v, p)
+
+
+def _attention_bf16_bwd(residuals, d_out):
+    q, k, v, p = residuals
+    d_out = d_out.astype(q.dtype)
+    dv = _contract_queries(p, d_out)
+    dp = jnp.einsum("bqd,bkd->bqk", d_out, v, preferred_element_type=F32)
+    pf = p.astype(F32)
+    ds = (pf * (dp - jnp.sum(dp * pf, axis=-1, keepdims=True))).astype(q.dtype)
+    dq = jnp.einsum("bqk,bkd->bqd", ds, k, preferred_element_type=F32)
+    return dq.astype(q.dtype), _contract_queries(ds, q).astype(k.dtype), dv.astype(v.dtype)
+
+
+_attention_bf16.defvjp(_attention_bf16_fwd, _attention_bf16_bwd)
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, scale: float, impl: str = "xla") -> jax.Array:
+    """Multi-head softmax attention. q (B, Nq, H, Dh), k and v (B, Nk, H, Dh) -> (B, Nq, H, Dh).
+
+    `scale` multiplies the logits (1/sqrt(Dh) in standard parametrization). Logits and softmax are
+    always computed in f32.
+    """
+    if impl == "cudnn":
+        return jax.nn.dot_product_attention(q, k, v, scale=scale, implementation="cudnn")
+    b, _, h, _ = q.shape
+    q = q * jnp.asarray(scale, q.dtype)
+    if q.dtype == F32:
+        out = _attention_f32(_fold(q), _fold(k), _fold(v))
+    else:
+        out = _attention_bf16(_fold(q), _fold(k), _fold(v))
+    return _unfold(out, b, h)

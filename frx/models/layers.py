@@ -1,0 +1,162 @@
+"""Building blocks of the plain ViT, with big_vision's initialisers (big_vision/models/vit.py and the
+Flax defaults it relies on; see ../shared/spec/big_vision_recipe.md section 7).
+
+Parameter names are the interface for every rule that matches paths (weight decay, muP roles,
+sharding): `embedding/kernel`, `blocks/3/attn/q/kernel`, `blocks/3/mlp/fc1/bias`, `head/kernel`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from frx.models import kernels
+
+F32 = jnp.float32
+Initializer = Callable[..., jax.Array]
+
+# Flax's defaults as big_vision uses them.
+lecun_normal = jax.nn.initializers.lecun_normal()  # truncated normal (+-2 sigma), std sqrt(1/fan_in)
+xavier_uniform = jax.nn.initializers.xavier_uniform()  # U(+-sqrt(6/(fan_in+fan_out)))
+zeros = jax.nn.initializers.zeros
+LAYERNORM_EPS = 1e-6
+
+
+class Dense(nnx.Module):
+    """y = x @ W + b, where W has shape in_shape + out_shape (e.g. (D, heads, head_dim) for a query).
+
+    Like Flax's DenseGeneral, the kernel is initialised as the flattened (fan_in, fan_out) matrix, so
+    a (D, H, Dh) query kernel under xavier is U(+-sqrt(6/(D + H*Dh))).
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, ...],
+        out_shape: tuple[int, ...],
+        *,
+        kernel_init: Initializer,
+        bias_init: Initializer = zeros,
+        dtype=F32,
+        rngs: nnx.Rngs,
+    ):
+        self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
+        fan_in, fan_out = math.prod(self.in_shape), math.prod(self.out_shape)
+        kernel = kernel_init(rngs.params(), (fan_in, fan_out), F32)
+        self.kernel = nnx.Param(kernel.reshape(self.in_shape + self.out_shape))
+        self.bias = nnx.Param(bias_init(rngs.params(), (fan_out,), F32).reshape(self.out_shape))
+        self.dtype = dtype
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        fan_in, fan_out = math.prod(self.in_shape), math.prod(self.out_shape)
+        lead = x.shape[: x.ndim - len(self.in_shape)]
+        y = kernels.dense(
+            x.reshape(lead + (fan_in,)),
+            self.kernel[...].reshape(fan_in, fan_out),
+            self.bias[...].reshape(fan_out),
+            self.dtype,
+        )
+        return y.reshape(lead + self.out_shape)
+
+
+def layer_norm(width: int, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    """LayerNorm with Flax's eps 1e-6, scale 1, bias 0, f32 statistics."""
+    return nnx.LayerNorm(width, epsilon=LAYERNORM_EPS, dtype=F32, param_dtype=F32, rngs=rngs)
+
+
+class PatchEmbedding(Dense):
+    """Non-overlapping patches -> width, numerically a stride-p VALID convolution (lecun-normal init).
+
+    The kernel keeps the convolution's (p, p, channels, width) layout (so big_vision checkpoints map
+    one to one) but runs as reshape + one matmul, which is as fast on CPU and simpler to shard.
+    """
+
+    def __init__(self, patch: int, channels: int, width: int, *, dtype, rngs: nnx.Rngs):
+        super().__init__((patch, patch, channels), (width,), kernel_init=lecun_normal, dtype=dtype, rngs=rngs)
+        self.patch = patch
+
+    def __call__(self, images_BHWC: jax.Array) -> jax.Array:
+        b, h, w, c = images_BHWC.shape
+        p = self.patch
+        patches = images_BHWC.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5)
+        return super().__call__(patches.reshape(b, (h // p) * (w // p), p, p, c)).astype(F32)
+
+
+def posemb_sincos_2d(h: int, w: int, width: int, temperature: float = 10_000.0) -> np.ndarray:
+    """Fixed 2-D sin/cos position embedding, shape (1, h*w, width), "MoCo v3" layout as in big_vision:
+    features are [sin(x w), cos(x w), sin(y w), cos(y w)] with the x (column) terms first and
+    w_i = temperature^(-i / (width/4 - 1)); tokens are in row-major order."""
+    assert width % 4 == 0, "sincos2d needs a width divisible by 4"
+    y, x = np.mgrid[:h, :w]
+    quarter = width // 4
+    omega = 1.0 / temperature ** (np.arange(quarter) / max(quarter - 1, 1))
+    x_w = np.outer(x.ravel(), omega)
+    y_w = np.outer(y.ravel(), omega)
+    table = np.concatenate([np.sin(x_w), np.cos(x_w), np.sin(y_w), np.cos(y_w)], axis=1)
+    return table[None].astype(np.float32)
+
+
+class Attention(nnx.Module):
+    """Multi-head attention with separate q/k/v/out projections, each xavier-uniform on (D, D)."""
+
+    def __init__(self, width: int, num_heads: int, *, dtype, impl: str = "xla", rngs: nnx.Rngs):
+        head_dim = width // num_heads
+        qkv = dict(kernel_init=xavier_uniform, dtype=dtype, rngs=rngs)
+        self.q = Dense((width,), (num_heads, head_dim), **qkv)
+        self.k = Dense((width,), (num_heads, head_dim), **qkv)
+        self.v = Dense((width,), (num_heads, head_dim), **qkv)
+        self.out = Dense((num_heads, head_dim), (width,), **qkv)
+        self.scale = head_dim**-0.5
+        self.impl = impl
+
+    def __call__(self, x_BND: jax.Array, kv_BMD: jax.Array | None = None) -> jax.Array:
+        kv_BMD = x_BND if kv_BMD is None else kv_BMD
+        q, k, v = self.q(x_BND), self.k(kv_BMD), self.v(kv_BMD)
+        out = kernels.attention(q, k, v, scale=self.scale, impl=self.impl)
+        return self.out(out).astype(F32)
+
+
+class Mlp(nnx.Module):
+    """Dense -> tanh-GELU -> Dense; xavier-uniform kernels, biases N(0, 1e-6)."""
+
+    def __init__(self, width: int, mlp_dim: int, *, dtype, rngs: nnx.Rngs):
+        kw = dict(kernel_init=xavier_uniform, bias_init=jax.nn.initializers.normal(1e-6), dtype=dtype, rngs=rngs)
+        self.fc1 = Dense((width,), (mlp_dim,), **kw)
+        self.fc2 = Dense((mlp_dim,), (width,), **kw)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.fc2(jax.nn.gelu(self.fc1(x), approximate=True)).astype(F32)
+
+
+class EncoderBlock(nnx.Module):
+    """Pre-LN transformer block: x + Attn(LN(x)), then x + MLP(LN(x)). The residual stream is f32."""
+
+    def __init__(self, width: int, mlp_dim: int, num_heads: int, *, dtype, impl: str, rngs: nnx.Rngs):
+        self.norm1 = layer_norm(width, rngs)
+        self.attn = Attention(width, num_heads, dtype=dtype, impl=impl, rngs=rngs)
+        self.norm2 = layer_norm(width, rngs)
+        self.mlp = Mlp(width, mlp_dim, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class MapHead(nnx.Module):
+    """Multi-head attention pooling: a learned probe attends over the tokens, then LN + MLP residual."""
+
+    def __init__(self, width: int, mlp_dim: int, num_heads: int, *, dtype, impl: str, rngs: nnx.Rngs):
+        self.probe = nnx.Param(xavier_uniform(rngs.params(), (1, 1, width), F32))
+        self.attn = Attention(width, num_heads, dtype=dtype, impl=impl, rngs=rngs)
+        self.norm = layer_norm(width, rngs)
+        self.mlp = Mlp(width, mlp_dim, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x_BND: jax.Array) -> jax.Array:
+        probe = jnp.broadcast_to(self.probe[...], (x_BND.shape[0], 1, x_BND.shape[2]))
+        x = self.attn(probe, x_BND)
+        x = x + self.mlp(self.norm(x))
+        return x[:, 0]

@@ -1,0 +1,78 @@
+"""The plain ViT classifier of "Better plain ViT baselines" (big_vision/models/vit.py semantics).
+
+Split into `features` (everything up to the head input) and `head`, so linear probes, few-shot
+evaluators and CLIP towers reuse the trunk.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from frx.config import ModelConfig
+from frx.models import layers
+
+F32 = jnp.float32
+
+
+class ViT(nnx.Module):
+    """images (B, H, W, 3) in [-1, 1] -> logits (B, num_classes), float32."""
+
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        dims = cfg.dims()
+        dtype = jnp.dtype(cfg.dtype)
+        width, grid = dims.width, cfg.image_size // dims.patch_size
+        self.pool, self.posemb_kind, self.grid = cfg.pool, cfg.posemb, grid
+        block = dict(dtype=dtype, impl=cfg.attention, rngs=rngs)
+
+        self.embedding = layers.PatchEmbedding(dims.patch_size, 3, width, dtype=dtype, rngs=rngs)
+        if cfg.posemb == "learn":
+            std = width**-0.5
+            self.pos_embedding = nnx.Param(jax.random.normal(rngs.params(), (1, grid * grid, width), F32) * std)
+        if cfg.pool == "tok":
+            self.cls = nnx.Param(jnp.zeros((1, 1, width), F32))
+        self.blocks = nnx.List(
+            [layers.EncoderBlock(width, dims.mlp_dim, dims.num_heads, **block) for _ in range(dims.depth)]
+        )
+        self.encoder_norm = layers.layer_norm(width, rngs)
+        if cfg.pool == "map":
+            self.map = layers.MapHead(width, dims.mlp_dim, dims.num_heads, **block)
+        rep = cfg.pre_logits_size
+        if rep:
+            self.pre_logits = layers.Dense((width,), (rep,), kernel_init=layers.lecun_normal, dtype=dtype, rngs=rngs)
+        head_init = layers.zeros if cfg.head_zeroinit else layers.lecun_normal
+        self.head = layers.Dense(
+            (rep or width,),
+            (cfg.num_classes,),
+            kernel_init=head_init,
+            bias_init=jax.nn.initializers.constant(cfg.head_bias_init),
+            dtype=F32,
+            rngs=rngs,
+        )
+
+    def position_embedding(self) -> jax.Array:
+        if self.posemb_kind == "learn":
+            return self.pos_embedding[...]
+        width = self.encoder_norm.scale.shape[0]
+        return jnp.asarray(layers.posemb_sincos_2d(self.grid, self.grid, width))
+
+    def features(self, images_BHWC: jax.Array) -> dict[str, jax.Array]:
+        """Returns the encoded tokens, the pooled vector and the head input ("pre_logits")."""
+        x = self.embedding(images_BHWC) + self.position_embedding()
+        if self.pool == "tok":
+            x = jnp.concatenate([jnp.broadcast_to(self.cls[...], (x.shape[0], 1, x.shape[2])), x], axis=1)
+        for block in self.blocks:
+            x = block(x)
+        tokens = self.encoder_norm(x)
+        if self.pool == "gap":
+            pooled = jnp.mean(tokens, axis=1)
+        elif self.pool == "map":
+            pooled = self.map(tokens)
+        else:  # "tok" and "0" both read token 0
+            pooled = tokens[:, 0]
+        pre_logits = jnp.tanh(self.pre_logits(pooled)).astype(F32) if hasattr(self, "pre_logits") else pooled
+        return {"tokens": tokens, "pooled": pooled, "pre_logits": pre_logits}
+
+    def __call__(self, images_BHWC: jax.Array) -> jax.Array:
+        return self.head(self.features(images_BHWC)["pre_logits"])

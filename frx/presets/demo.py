@@ -1,0 +1,51 @@
+"""Small CPU recipes on data that ships with frx.
+
+    frx train demo      # ~2 min on 2 CPU cores; validation accuracy ~90% on 16 classes (chance 6.25%)
+    frx train digits    # scikit-learn's 8x8 digits upsampled to 32x32; ~1 min
+"""
+
+from __future__ import annotations
+
+from frx.config import (CheckpointConfig, DataConfig, EvalConfig, LogConfig, ModelConfig, OptimConfig,
+                        ScheduleConfig, SyntheticConfig, TrainConfig)
+
+
+def demo() -> TrainConfig:
+    """Tiny ViT on the embedded shapes x colours x textures set (16 classes, 32x32), a couple of CPU minutes."""
+    return TrainConfig(
+        name="demo",
+        batch_size=128,
+        total_steps=600,
+        model=ModelConfig(variant="Ti/4", width=128, depth=4, num_heads=4, image_size=32, num_classes=16),
+        data=DataConfig(
+            source="synthetic",
+            synthetic=SyntheticConfig(train_size=20_000, val_size=2_000, num_shapes=4, num_colours=2, num_textures=2),
+            pp_train="decode|flip_lr|value_range(-1,1)",
+            pp_eval="decode|value_range(-1,1)",
+        ),
+        optim=OptimConfig(lr=2e-3, wd=1e-4),
+        schedule=ScheduleConfig(decay="cosine", warmup_steps=60),
+        ckpt=CheckpointConfig(every_steps=200),
+        eval=EvalConfig(every_steps=200, splits=("val",)),
+        log=LogConfig(every_steps=25),
+    )
+
+
+def digits() -> TrainConfig:
+    """Tiny ViT on scikit-learn's handwritten digits (1,437 train / 360 val images, 10 classes)."""
+    return TrainConfig(
+        name="digits",
+        batch_size=128,
+        total_steps=400,
+        model=ModelConfig(variant="Ti/4", width=128, depth=4, num_heads=4, image_size=32, num_classes=10),
+        data=DataConfig(
+            source="digits",
+            pp_train="decode|resize(36)|random_resized_crop(32, 0.6)|value_range(-1,1)",
+            pp_eval="decode|resize(32)|value_range(-1,1)",
+        ),
+        optim=OptimConfig(lr=2e-3, wd=1e-4),
+        schedule=ScheduleConfig(decay="cosine", warmup_steps=40),
+        ckpt=CheckpointConfig(every_steps=200),
+        eval=EvalConfig(every_steps=100, splits=("val",)),
+        log=LogConfig(every_steps=25),
+    )

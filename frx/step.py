@@ -1,0 +1,65 @@
+"""The train step: a pure function (state, batch) -> (state, metrics), jitted once with the state
+donated. Randomness (augmentation, mixup) comes from the loop key folded with the step number.
+
+This module imports no data-loading code, so benchmarks can time exactly the step that trains.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from frx import losses, sharding
+from frx.config import TrainConfig
+from frx.data.device_ops import mixup
+
+
+def make_train_step(cfg: TrainConfig, graphdef, tx, schedule, mesh, device_pp, trainable):
+    """(state, batch) -> (state, metrics). Batch: uint8 images and int labels, sharded on the batch."""
+    num_classes, accum = cfg.model.num_classes, cfg.grad_accum
+    shards = mesh.shape[sharding.DATA_AXIS]
+
+    def loss_fn(params, images, labels):
+        logits = nnx.merge(graphdef, params)(images)
+        return jnp.mean(losses.softmax_xent(logits, labels))
+
+    def micro_batches(x):
+        # Micro-batch i takes rows i*b..(i+1)*b of every device's shard, so each micro-batch stays
+        # spread over all devices (a contiguous split would put it on 1/accum of them).
+        x = x.reshape((shards, accum, -1) + x.shape[1:]).swapaxes(0, 1).reshape((accum, -1) + x.shape[1:])
+        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P(None, sharding.DATA_AXIS)))
+
+    def step_fn(state, batch):
+        step, params = state["step"], state["params"]
+        rng_pp, rng_mix = jax.random.split(jax.random.fold_in(state["rng"], step))
+        images = device_pp(batch["image"], rng_pp)
+        labels = jax.nn.one_hot(batch["label"], num_classes)
+        if cfg.data.mixup_p:
+            images, labels, _ = mixup(rng_mix, images, labels, p=cfg.data.mixup_p, num_shards=shards)
+
+        if accum == 1:
+            loss, grads = jax.value_and_grad(loss_fn)(params, images, labels)
+        else:
+            def accumulate(carry, micro):
+                loss, grads = jax.value_and_grad(loss_fn)(params, *micro)
+                return jax.tree.map(jnp.add, carry, (loss, grads)), None
+
+            zero = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+            (loss, grads), _ = jax.lax.scan(accumulate, zero, (micro_batches(images), micro_batches(labels)))
+            loss, grads = jax.tree.map(lambda x: x / accum, (loss, grads))
+
+        grad_norm = optax.tree.norm(jax.tree.map(lambda g, t: g if t else jnp.zeros(()), grads, trainable))
+        updates, opt_state = tx.update(grads, state["opt"], params)
+        params = optax.apply_updates(params, updates)
+        metrics = {
+            "train/loss": loss,
+            "train/grad_norm": grad_norm,
+            "train/lr": cfg.optim.lr * schedule(step),
+            "train/param_norm": optax.tree.norm(params),
+        }
+        return {"params": params, "opt": opt_state, "step": step + 1, "rng": state["rng"]}, metrics
+
+    return step_fn

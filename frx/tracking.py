@@ -1,0 +1,91 @@
+"""What a run leaves in its folder besides checkpoints: the resolved config, the code version, and
+the metrics (one JSON object per log event in `metrics.jsonl`, plus TensorBoard event files).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import time
+
+METRICS_FILE = "metrics.jsonl"
+CONFIG_FILE = "config.json"
+RUN_INFO_FILE = "run_info.json"
+
+
+def code_version() -> dict:
+    """Git hash and dirty flag of the frx checkout (or "unknown" outside git)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return {"git_hash": "unknown", "git_dirty": None}
+    if commit.returncode:
+        return {"git_hash": "unknown", "git_dirty": None}
+    return {"git_hash": commit.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
+
+
+def write_json_atomic(path: str, data) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def read_metrics(workdir: str) -> list[dict]:
+    path = os.path.join(workdir, METRICS_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _jsonable(value):
+    value = float(value) if not isinstance(value, (int, str)) else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN/inf; keep them visible as strings
+    return value
+
+
+class MetricsWriter:
+    """Appends metrics to metrics.jsonl (floats unrounded) and TensorBoard; process 0 only."""
+
+    def __init__(self, workdir: str, *, tensorboard: bool, enabled: bool = True):
+        self.enabled = enabled
+        self.path = os.path.join(workdir, METRICS_FILE)
+        self._tb = None
+        if enabled and tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop events logged after the restored checkpoint: they will be logged again."""
+        if not self.enabled or not os.path.exists(self.path):
+            return
+        with open(self.path) as f:
+            kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.writelines(kept)
+        os.replace(tmp, self.path)
+
+    def write(self, step: int, metrics: dict) -> None:
+        if not self.enabled:
+            return
+        record = {"step": int(step), "time": time.time()}
+        record.update({k: _jsonable(v) for k, v in metrics.items()})
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for key, value in metrics.items():
+                if not isinstance(value, str):
+                    self._tb.add_scalar(key, float(value), int(step))
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()

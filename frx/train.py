@@ -1,0 +1,271 @@
+"""The training loop: one readable function in labelled sections around one jitted step.
+
+    config -> mesh -> data -> model shapes -> optimizer -> restore-or-init -> loop(step, log,
+    eval, checkpoint) -> final eval, checkpoint, plots
+
+The train step is a pure function of (state, batch): all randomness comes from the loop key folded
+with the step number, so a resumed run is the same computation as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+
+import jax
+import numpy as np
+import optax
+
+from frx import ckpt, optim, schedules, sharding, tracking
+from frx import state as state_lib
+from frx.step import make_train_step
+from frx.config import ConfigError, TrainConfig, from_dict, to_dict, validate
+from frx.data import pipeline
+from frx.data.ops import make_pipeline
+from frx.data.sources import make_sources
+from frx.evals.classification import ClassificationEvaluator
+
+
+@dataclasses.dataclass(frozen=True)
+class Durations:
+    total_steps: int
+    warmup_steps: int
+    steps_per_epoch: float
+
+
+def get_durations(cfg: TrainConfig, train_size: int) -> Durations:
+    """Training and warmup lengths in steps (big_vision rounding)."""
+    common = dict(batch_size=cfg.batch_size, data_size=train_size)
+    total = schedules.to_steps(steps=cfg.total_steps, epochs=cfg.total_epochs, examples=cfg.total_examples, **common)
+    s = cfg.schedule
+    warmup = schedules.to_steps(steps=s.warmup_steps, epochs=s.warmup_epochs, examples=s.warmup_examples, **common)
+    return Durations(total, warmup, train_size / cfg.batch_size)
+
+
+def _is_due(step: int, every: int, total: int) -> bool:
+    return step == total or (every > 0 and step % every == 0)
+
+
+def get_workdir(cfg: TrainConfig) -> str:
+    return os.path.abspath(cfg.workdir or os.path.join("runs", cfg.name))
+
+
+def _model_fingerprint(cfg: TrainConfig) -> dict:
+    return {"model": to_dict(cfg.model)}
+
+
+@dataclasses.dataclass
+class RunSetup:
+    """Everything a run derives from its config before touching parameters."""
+
+    cfg: TrainConfig
+    mesh: jax.sharding.Mesh
+    sources: dict
+    train_pp: object
+    eval_pp: object
+    durations: Durations
+    graphdef: object
+    abstract_params: dict
+    schedule: object
+    tx: optax.GradientTransformation
+    init_fn: object
+
+    def evaluators(self) -> list[ClassificationEvaluator]:
+        cfg = self.cfg
+        return [
+            ClassificationEvaluator(
+                name, self.sources[name], self.eval_pp, graphdef=self.graphdef, num_classes=cfg.model.num_classes,
+                batch_size=cfg.eval.batch_size or cfg.batch_size, image_size=cfg.model.image_size, mesh=self.mesh,
+                threads=cfg.data.threads,
+            )
+            for name in cfg.eval.splits if name in self.sources
+        ]
+
+
+def setup(cfg: TrainConfig) -> RunSetup:
+    """Validates `cfg` and builds mesh, data sources, pipelines, durations, model shapes and optimizer."""
+    validate(cfg)
+    mesh = sharding.make_mesh(cfg.mesh)
+    sharding.check_batch(cfg, mesh)
+    sources = make_sources(cfg.data, cfg.model.image_size)
+    train_source = sources["train"]
+    if train_source.num_classes != cfg.model.num_classes:
+        raise ConfigError(
+            f"the training data has {train_source.num_classes} classes but model.num_classes is "
+            f"{cfg.model.num_classes}; set --model.num_classes {train_source.num_classes}"
+        )
+    train_pp, eval_pp = make_pipeline(cfg.data.pp_train), make_pipeline(cfg.data.pp_eval)
+    _check_image_size(train_source, train_pp, cfg.model.image_size, "pp_train")
+    durations = get_durations(cfg, len(train_source))
+    graphdef, abstract_params = state_lib.abstract_model(cfg.model, cfg.seed)
+    schedule = schedules.make(cfg.schedule, durations.total_steps, durations.warmup_steps)
+    tx = optim.make(cfg.optim, schedule, abstract_params)
+    init_fn = state_lib.make_init_fn(cfg.model, tx, cfg.seed)
+    return RunSetup(cfg, mesh, sources, train_pp, eval_pp, durations, graphdef, abstract_params, schedule, tx, init_fn)
+
+
+def train(cfg: TrainConfig) -> dict[str, float]:
+    """Trains (or resumes) the run described by `cfg`; returns the final evaluation metrics."""
+    # ---------------------------------------------------------------- config, devices, data, model shapes
+    run = setup(cfg)
+    mesh, durations, abstract_params, tx = run.mesh, run.durations, run.abstract_params, run.tx
+    total = durations.total_steps
+    workdir = get_workdir(cfg)
+    is_main = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+
+    # ---------------------------------------------------------------- restore or init
+    replicated = sharding.replicated(mesh)
+    checkpointer = ckpt.Checkpointer(workdir, cfg.ckpt)
+    writer = tracking.MetricsWriter(workdir, tensorboard=cfg.log.tensorboard, enabled=is_main)
+    train_source = run.sources["train"]
+    train_ds = pipeline.make_train_dataset(
+        train_source, run.train_pp, batch_size=cfg.batch_size, seed=cfg.seed,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+    )
+    data_iter = pipeline.make_train_iterator(train_ds, threads=cfg.data.threads, workers=cfg.data.workers)
+
+    start = checkpointer.latest_step()
+    if start is not None:
+        state, data_state = checkpointer.restore(
+            start, state_lib.abstract_state(run.init_fn, replicated), meta=_model_fingerprint(cfg)
+        )
+        data_iter.set_state(data_state)
+        writer.truncate_after(start)
+        _say(is_main, f"resumed {workdir} at step {start}/{total}")
+    else:
+        start = 0
+        state = jax.jit(run.init_fn, out_shardings=replicated)()
+        if is_main:
+            tracking.write_json_atomic(os.path.join(workdir, tracking.CONFIG_FILE), to_dict(cfg))
+            tracking.write_json_atomic(os.path.join(workdir, tracking.RUN_INFO_FILE), {
+                **tracking.code_version(), "devices": jax.device_count(), "processes": jax.process_count(),
+                "platform": jax.devices()[0].platform, "total_steps": total, "warmup_steps": durations.warmup_steps,
+                "train_size": len(train_source), "num_params": int(sum(x.size for x in jax.tree.leaves(abstract_params))),
+            })
+
+    trainable = optim.trainable_mask(cfg.optim, abstract_params)
+    train_step = jax.jit(
+        make_train_step(cfg, run.graphdef, tx, run.schedule, mesh, run.train_pp.device_fn(), trainable),
+        donate_argnums=0,
+    )
+    evaluators = run.evaluators()
+    _say(is_main, _describe(cfg, durations, abstract_params, mesh, workdir))
+
+    def evaluate(step: int) -> dict[str, float]:
+        results = {}
+        for evaluator in evaluators:
+            results.update(evaluator.run(state["params"]))
+        writer.write(step, results)
+        _say(is_main, f"step {step}/{total} " + " ".join(f"{k}={v:.4f}" for k, v in results.items()))
+        return results
+
+    # ---------------------------------------------------------------- loop
+    results = {}
+    if start == total:  # a finished run: report what it ended with
+        for record in tracking.read_metrics(workdir):
+            results.update({k: v for k, v in record.items() if k.startswith("eval/")})
+    if start == 0 and cfg.eval.at_start:
+        results = evaluate(0)
+    progress = _progress_bar(cfg, start, total, is_main)
+    last_time, last_step = time.perf_counter(), start
+    for step in range(start + 1, total + 1):
+        batch = sharding.put_batch(next(data_iter), mesh)
+        state, metrics = train_step(state, batch)
+
+        if step == start + 1 or _is_due(step, cfg.log.every_steps, total):
+            metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            now = time.perf_counter()
+            metrics["perf/img_per_sec"] = (step - last_step) * cfg.batch_size / (now - last_time)
+            metrics["train/epoch"] = step / durations.steps_per_epoch
+            last_time, last_step = now, step
+            writer.write(step, metrics)
+            if not math.isfinite(metrics["train/loss"]):
+                raise FloatingPointError(f"training loss became {metrics['train/loss']} at step {step}; lower --optim.lr")
+            if progress is not None:
+                progress.set_postfix(loss=f"{metrics['train/loss']:.4f}", img_s=f"{metrics['perf/img_per_sec']:.0f}")
+        if progress is not None:
+            progress.update(1)
+        if evaluators and _is_due(step, cfg.eval.every_steps, total):
+            results = evaluate(step)
+        if _is_due(step, cfg.ckpt.every_steps, total):
+            checkpointer.save(step, state, data_state=data_iter.get_state(), meta=_model_fingerprint(cfg))
+
+    # ---------------------------------------------------------------- wrap up
+    if progress is not None:
+        progress.close()
+    checkpointer.close()
+    writer.close()
+    data_iter.close() if hasattr(data_iter, "close") else None
+    if is_main and cfg.log.plots:
+        from frx import plots
+
+        written = plots.write_run_plots(workdir)
+        _say(is_main, "plots: " + ", ".join(os.path.relpath(p) for p in written))
+    if results:
+        chance = 1.0 / cfg.model.num_classes
+        summary = ", ".join(f"{k.split('/')[1]} accuracy {v:.2%}" for k, v in results.items() if k.endswith("/acc"))
+        _say(is_main, f"final ({total} steps): {summary} (chance {chance:.2%})")
+    return results
+
+
+def evaluate_run(workdir: str, splits: list[str] | None = None) -> dict[str, float]:
+    """Evaluates the latest checkpoint of a run folder (`frx eval WORKDIR`)."""
+    import json
+
+    config_path = os.path.join(workdir, tracking.CONFIG_FILE)
+    if not os.path.exists(config_path):
+        raise FileNotFoundError(f"{config_path} not found; is {workdir!r} a run folder written by `frx train`?")
+    with open(config_path) as f:
+        cfg = from_dict(TrainConfig, json.load(f))
+    if splits:
+        cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, splits=tuple(splits)))
+    run = setup(cfg)
+    checkpointer = ckpt.Checkpointer(workdir, dataclasses.replace(cfg.ckpt, async_save=False))
+    step = checkpointer.latest_step()
+    if step is None:
+        raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}")
+    abstract = state_lib.abstract_state(run.init_fn, sharding.replicated(run.mesh))
+    state, _ = checkpointer.restore(step, abstract, meta=_model_fingerprint(cfg))
+    checkpointer.close()
+    results = {"step": float(step)}
+    for evaluator in run.evaluators():
+        results.update(evaluator.run(state["params"]))
+    return results
+
+
+def _check_image_size(source, pp, size: int, field: str) -> None:
+    image = pp.host_fn()(source[0]["image"], np.random.default_rng(0))
+    if image.shape != (size, size, 3):
+        raise ConfigError(
+            f"data.{field} produces {image.shape[0]}x{image.shape[1]}x{image.shape[2]} images but the model "
+            f"expects {size}x{size}x3; end the host ops with a crop/resize to {size}"
+        )
+
+
+def _describe(cfg, durations, params, mesh, workdir) -> str:
+    n = sum(x.size for x in jax.tree.leaves(params))
+    dims = cfg.model.dims()
+    return (
+        f"frx train {cfg.name}: ViT width {dims.width} depth {dims.depth} heads {dims.num_heads} "
+        f"patch {dims.patch_size} ({n:,} params) | {durations.total_steps} steps of batch {cfg.batch_size} "
+        f"(warmup {durations.warmup_steps}) | {mesh.shape[sharding.DATA_AXIS]} {jax.devices()[0].platform} "
+        f"device(s) | {workdir}"
+    )
+
+
+def _progress_bar(cfg, start, total, is_main):
+    if not (cfg.log.progress and is_main):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=1.0)
+
+
+def _say(is_main: bool, message: str) -> None:
+    if is_main:
+        from tqdm.auto import tqdm
+
+        tqdm.write(message)

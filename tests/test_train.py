@@ -1,0 +1,97 @@
+"""End to end: a tiny run writes its folder; a killed run resumes to the same metrics; `frx eval`
+reproduces the final evaluation; a checkpoint of another model is refused."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from frx import tracking
+from frx.config import ConfigError
+from frx.train import evaluate_run, train
+from tests.conftest import tiny_config
+
+TINY_CLI = (
+    "--batch_size 16 --model.variant mu/4 --model.width 32 --model.depth 2 --model.num_heads 2 "
+    "--model.image_size 16 --model.num_classes 4 --data.synthetic.train_size 256 --data.synthetic.val_size 64 "
+    "--data.synthetic.num_shapes 2 --data.synthetic.num_textures 1 --data.threads 1 --schedule.warmup_steps 2 "
+    "--log.every_steps 1 --log.progress False --log.plots False --log.tensorboard False"
+).split()
+
+
+def _comparable(records):
+    """Metrics without wall-clock fields."""
+    return [{k: v for k, v in r.items() if k != "time" and not k.startswith("perf/")} for r in records]
+
+
+def test_tiny_run_writes_config_metrics_checkpoints_and_plots(tmp_path):
+    cfg = tiny_config(tmp_path / "run", log=dataclasses.replace(tiny_config().log, plots=True))
+    results = train(cfg)
+    run = tmp_path / "run"
+    assert {"config.json", "run_info.json", "metrics.jsonl", "loss.png", "lr.png", "accuracy.png"} <= set(os.listdir(run))
+    assert sorted(os.listdir(run / "checkpoints")) == ["3", "6"]
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["model"]["width"] == 32 and saved["optim"]["lr"] == 1e-3
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["total_steps"] == 6 and "git_hash" in info
+    records = tracking.read_metrics(str(run))
+    assert [r["step"] for r in records if "train/loss" in r] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in records if "eval/val/acc" in r] == [0, 3, 6]
+    assert records[0]["eval/val/acc"] == pytest.approx(0.25)  # zero head: uniform logits, first class wins ties
+    assert results["eval/val/acc"] == records[-1]["eval/val/acc"]
+    lrs = [r["train/lr"] for r in records if "train/lr" in r]
+    assert lrs[0] == 0.0 and max(lrs) == pytest.approx(1e-3)
+
+
+def test_eval_command_reproduces_the_final_evaluation(tmp_path):
+    results = train(tiny_config(tmp_path / "run"))
+    again = evaluate_run(str(tmp_path / "run"))
+    assert again["step"] == 6
+    assert again["eval/val/acc"] == results["eval/val/acc"]
+    assert again["eval/val/loss"] == pytest.approx(results["eval/val/loss"], rel=1e-6)
+
+
+def test_resuming_with_another_model_is_refused(tmp_path):
+    train(tiny_config(tmp_path / "run"))
+    other = tiny_config(tmp_path / "run", total_steps=9)
+    other = dataclasses.replace(other, model=dataclasses.replace(other.model, depth=3))
+    with pytest.raises(ConfigError, match="different model"):
+        train(other)
+
+
+def _frx(workdir, *extra, wait=True):
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2", "FRX_LAUNCHED": "1"}
+    cmd = [sys.executable, "-m", "frx", "train", "demo", "--workdir", str(workdir), *TINY_CLI, *extra]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if wait:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out
+        return out
+    return proc
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_and_logs_exactly_the_same_metrics(tmp_path):
+    args = ("--total_steps", "150", "--ckpt.every_steps", "10", "--eval.every_steps", "30")
+    _frx(tmp_path / "full", *args)
+
+    proc = _frx(tmp_path / "killed", *args, wait=False)
+    first_ckpt = tmp_path / "killed" / "checkpoints" / "20"
+    deadline = time.time() + 240
+    while not first_ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    records_at_kill = tracking.read_metrics(str(tmp_path / "killed"))
+    assert records_at_kill[-1]["step"] < 150, "the run finished before it could be killed"
+
+    out = _frx(tmp_path / "killed", *args)
+    assert "resumed" in out
+    full = _comparable(tracking.read_metrics(str(tmp_path / "full")))
+    resumed = _comparable(tracking.read_metrics(str(tmp_path / "killed")))
+    assert resumed == full
