@@ -11,12 +11,13 @@ from frx.config import (CheckpointConfig, DataConfig, EvalConfig, LogConfig, Mod
 
 
 def demo() -> TrainConfig:
-    """Tiny ViT on the embedded shapes x colours x textures set (16 classes, 32x32), a couple of CPU minutes."""
+    """Tiny ViT on the embedded shapes x colours x textures set (16 classes, 32x32), a few CPU minutes."""
     return TrainConfig(
         name="demo",
         batch_size=128,
-        total_steps=600,
-        model=ModelConfig(variant="Ti/4", width=128, depth=4, num_heads=4, image_size=32, num_classes=16),
+        total_steps=800,
+        model=ModelConfig(variant="Ti/4", width=96, depth=4, num_heads=4, image_size=32, num_classes=16,
+                          dtype="bfloat16"),
         data=DataConfig(
             source="synthetic",
             synthetic=SyntheticConfig(train_size=20_000, val_size=2_000, num_shapes=4, num_colours=2, num_textures=2),

@@ -1,0 +1,158 @@
+"""Train-step throughput of frx's ViT against timm's in PyTorch, interleaved step by step in one
+process so that both see the same machine load. Prints one JSON line per contender and a ratio.
+
+    python benchmarks/vit_train_step.py --variant S/16 --batch 32 --dtype float32 --rounds 10
+    python benchmarks/vit_train_step.py --variant B/16 --batch 256 --dtype bfloat16 --frameworks jax torch
+
+JAX side: exactly frx's jitted train step (frx.step.make_train_step) with the vit_s16_i1k optimizer
+(clip 1.0 -> Adam -> lr 1e-3 -> decoupled wd 1e-4 -> schedule), batch split over all local devices.
+PyTorch side: timm `vit_*_patch16_224(class_token=False, global_pool="avg")` (the same GAP ViT, same
+parameter count), cross-entropy, clip 1.0, AdamW(lr 1e-3, weight_decay 0.1, which is big_vision's wd
+1e-4 / lr); bfloat16 through `torch.autocast`. Timing excludes the first (compile) steps; each sample
+also records the CPU share used by other processes (samples with more than 10% are flagged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+TIMM_NAMES = {"S/16": "vit_small_patch16_224", "B/16": "vit_base_patch16_224", "Ti/16": "vit_tiny_patch16_224"}
+
+
+def _busy_jiffies() -> int:
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+
+
+def _timed(fn, sync):
+    """Wall time of fn() and the CPU share other processes used meanwhile (0..1 per core)."""
+    t0, busy0, own0 = time.perf_counter(), _busy_jiffies(), os.times()
+    sync(fn())
+    wall = time.perf_counter() - t0
+    own = (os.times().user - own0.user) + (os.times().system - own0.system)
+    hz = os.sysconf("SC_CLK_TCK")
+    other = max(0.0, (_busy_jiffies() - busy0) / hz - own) / (wall * (os.cpu_count() or 1))
+    return wall, other
+
+
+def make_jax_step(variant: str, batch: int, dtype: str, attention: str):
+    import jax
+    import numpy as np
+
+    from frx import optim, schedules, sharding, state as state_lib
+    from frx.config import MeshConfig, ModelConfig, ScheduleConfig
+    from frx.data.ops import make_pipeline
+    from frx.presets import vit_i1k
+    from frx.step import make_train_step
+
+    base = vit_i1k.vit_s16_i1k()
+    cfg = dataclasses.replace(
+        base, batch_size=batch, total_steps=1000,
+        model=ModelConfig(variant=variant, rep_size=0, dtype=dtype, attention=attention),
+        data=dataclasses.replace(base.data, mixup_p=0.0),
+        schedule=ScheduleConfig(decay="constant"),
+    )
+    mesh = sharding.make_mesh(MeshConfig())
+    graphdef, abstract_params = state_lib.abstract_model(cfg.model)
+    schedule = schedules.make(cfg.schedule, 1000, 0)
+    tx = optim.make(cfg.optim, schedule, abstract_params)
+    init_fn = state_lib.make_init_fn(cfg.model, tx, 0)
+    state = jax.jit(init_fn, out_shardings=sharding.replicated(mesh))()
+    pp = make_pipeline("value_range(-1, 1)")
+    step = jax.jit(make_train_step(cfg, graphdef, tx, schedule, mesh, pp.device_fn(),
+                                   optim.trainable_mask(cfg.optim, abstract_params)), donate_argnums=0)
+    rng = np.random.default_rng(0)
+    data = sharding.put_batch({"image": rng.integers(0, 256, (batch, 224, 224, 3), dtype=np.uint8),
+                               "label": rng.integers(0, 1000, (batch,), dtype=np.int32)}, mesh)
+    holder = {"state": state}
+
+    def run():
+        holder["state"], metrics = step(holder["state"], data)
+        return metrics
+
+    info = {"framework": "jax", "devices": f"{jax.device_count()}x {jax.devices()[0].device_kind}",
+            "jax": jax.__version__, "params": int(sum(x.size for x in jax.tree.leaves(abstract_params)))}
+    return run, jax.block_until_ready, info
+
+
+def make_torch_step(variant: str, batch: int, dtype: str):
+    import timm
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = timm.create_model(TIMM_NAMES[variant], class_token=False, global_pool="avg", num_classes=1000).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    x = torch.randn(batch, 3, 224, 224, device=device)
+    y = torch.randint(0, 1000, (batch,), device=device)
+    use_bf16 = dtype == "bfloat16"
+
+    def run():
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=use_bf16):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return loss
+
+    def sync(_):
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    info = {"framework": "torch", "torch": torch.__version__, "timm": timm.__version__,
+            "device": torch.cuda.get_device_name() if device == "cuda" else f"cpu x{torch.get_num_threads()} threads",
+            "params": sum(p.numel() for p in model.parameters())}
+    return run, sync, info
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", default="S/16", choices=sorted(TIMM_NAMES))
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--attention", default="xla", choices=["xla", "cudnn"])
+    parser.add_argument("--frameworks", nargs="+", default=["jax", "torch"])
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+
+    contenders = {}
+    for name in args.frameworks:
+        t0 = time.perf_counter()
+        if name == "jax":
+            run, sync, info = make_jax_step(args.variant, args.batch, args.dtype, args.attention)
+        else:
+            run, sync, info = make_torch_step(args.variant, args.batch, args.dtype)
+        first, _ = _timed(run, sync)
+        info["first_step_s"] = round(first + 0 * (time.perf_counter() - t0), 3)
+        for _ in range(args.warmup - 1):
+            _timed(run, sync)
+        contenders[name] = (run, sync, info, [])
+    for _ in range(args.rounds):  # interleave: one timed step of each contender per round
+        for run, sync, _, samples in contenders.values():
+            samples.append(_timed(run, sync))
+
+    results = {}
+    for name, (_, _, info, samples) in contenders.items():
+        clean = [wall for wall, other in samples if other < 0.10] or [wall for wall, _ in samples]
+        median = statistics.median(clean)
+        results[name] = args.batch / median
+        print(json.dumps({**info, "variant": args.variant, "batch": args.batch, "dtype": args.dtype,
+                          "attention": args.attention if name == "jax" else "timm default",
+                          "s_per_step": round(median, 4), "img_per_s": round(args.batch / median, 2),
+                          "clean_samples": len(clean), "samples": len(samples)}))
+    if "jax" in results and "torch" in results:
+        print(json.dumps({"ratio_jax_over_torch": round(results["jax"] / results["torch"], 3)}))
+
+
+if __name__ == "__main__":
+    main()
