@@ -76,12 +76,12 @@ def _demo(**changes):
 
 
 BAD_CONFIGS = [
-    (dict(model__num_heads=3), "width 128 is not divisible by num_heads 3"),
+    (dict(model__num_heads=5), "width 96 is not divisible by num_heads 5"),
     (dict(model__variant="Q/16"), "unknown model variant 'Q/16'"),
     (dict(model__image_size=30), "image_size 30 is not divisible by patch size 4"),
     (dict(model__width=126, model__num_heads=2), "sincos2d position embedding needs a width divisible by 4"),
     (dict(model__num_classes=10), "synthetic dataset has 16 classes but model.num_classes is 10"),
-    (dict(model__attention="cudnn"), "attention=cudnn needs --model.dtype bfloat16"),
+    (dict(model__attention="cudnn", model__dtype="float32"), "attention=cudnn needs --model.dtype bfloat16"),
     (dict(batch_size=0), "batch_size must be positive"),
     (dict(batch_size=100, grad_accum=3), "batch_size 100 is not divisible by grad_accum 3"),
     (dict(total_epochs=3.0), "give exactly one training length"),
@@ -107,10 +107,10 @@ def test_bad_config_gives_one_line_error(changes, message):
 
 
 def test_cli_reports_config_errors_in_one_line_and_exits_2():
-    proc = subprocess.run([sys.executable, "-m", "frx", "train", "demo", "--model.num_heads", "3"],
+    proc = subprocess.run([sys.executable, "-m", "frx", "train", "demo", "--model.num_heads", "5"],
                           capture_output=True, text=True, env={"FRX_LAUNCHED": "1", "PATH": ""}, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("frx: error: model width 128 is not divisible")
+    assert proc.stderr.strip().splitlines()[-1].startswith("frx: error: model width 96 is not divisible")
 
 
 def test_presets_command_lists_every_preset(capsys):
