@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The GPU measurements behind BENCHMARKS.md, as one prepared call of the device tool:
-#   run(command="bash benchmarks/gpu_suite.sh", carry=[".whl"], timeout_s=540)
-# .whl holds flax 0.12.8 and optax 0.2.8 wheels (pure Python; the GPU image's JAX is used as is):
-#   pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl flax==0.12.8 optax==0.2.8
+#   run(command="bash benchmarks/gpu_suite.sh", timeout_s=480)
+# It uses the image's own JAX, Flax and Optax (flax 0.12.8 does not import under jax 0.11).
+# With FRX_GPU_WHEELS=1 it first installs wheels carried in .whl (carry=[".whl"]).
 # Each configuration runs in its own process, so one failure does not stop the others.
 set -u
 OUT=${OUT:-/tmp/frx-gpu-out}
 mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
+rm -rf /tmp/site
+if [ "${FRX_GPU_WHEELS:-0}" = 1 ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site:$PWD
 else
