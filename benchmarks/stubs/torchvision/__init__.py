@@ -15,13 +15,16 @@ __version__ = "0.0.0+frx-benchmark-stub"
 __path__ = []
 
 
+def _placeholder_attribute(owner, name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    placeholder = _AnyAttribute(name, (_Placeholder,), {})
+    setattr(owner, name, placeholder)
+    return placeholder
+
+
 class _AnyAttribute(type):
-    def __getattr__(cls, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        placeholder = _AnyAttribute(name, (_Placeholder,), {})
-        setattr(cls, name, placeholder)
-        return placeholder
+    __getattr__ = _placeholder_attribute
 
 
 class _Placeholder(metaclass=_AnyAttribute):
@@ -30,12 +33,7 @@ class _Placeholder(metaclass=_AnyAttribute):
 
 
 class _PlaceholderModule(types.ModuleType):
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        placeholder = _AnyAttribute(name, (_Placeholder,), {})
-        setattr(self, name, placeholder)
-        return placeholder
+    __getattr__ = _placeholder_attribute
 
 
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
