@@ -34,6 +34,11 @@ def check_batch(cfg: TrainConfig, mesh: Mesh) -> None:
             f"batch_size {cfg.batch_size} / grad_accum {cfg.grad_accum} = {micro} is not divisible by "
             f"{shards} data-parallel devices; use a batch size that is a multiple of {shards * cfg.grad_accum}"
         )
+    if cfg.eval.batch_size % (shards * jax.process_count()):
+        raise ConfigError(
+            f"eval.batch_size {cfg.eval.batch_size} is not divisible by {shards} data-parallel devices "
+            f"x {jax.process_count()} processes; pick a multiple of {shards * jax.process_count()}"
+        )
     if cfg.batch_size % jax.process_count():
         raise ConfigError(f"batch_size {cfg.batch_size} is not divisible by {jax.process_count()} processes")
 

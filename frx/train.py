@@ -20,12 +20,12 @@ import optax
 
 from frx import ckpt, optim, schedules, sharding, tracking
 from frx import state as state_lib
-from frx.step import make_train_step
 from frx.config import ConfigError, TrainConfig, from_dict, to_dict, validate
 from frx.data import pipeline
 from frx.data.ops import make_pipeline
 from frx.data.sources import make_sources
 from frx.evals.classification import ClassificationEvaluator
+from frx.step import make_train_step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +198,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         progress.close()
     checkpointer.close()
     writer.close()
-    data_iter.close() if hasattr(data_iter, "close") else None
+    data_iter.close()
     if is_main and cfg.log.plots:
         from frx import plots
 

@@ -118,3 +118,16 @@ def test_presets_command_lists_every_preset(capsys):
     out = capsys.readouterr().out
     for name in presets.names():
         assert name in out
+
+
+def test_batch_not_divisible_by_devices_is_refused_before_compiling():
+    from frx import sharding
+    from frx.config import MeshConfig
+
+    mesh = sharding.make_mesh(MeshConfig(data=8))
+    with pytest.raises(ConfigError, match="12 is not divisible by 8 data-parallel devices"):
+        sharding.check_batch(_demo(batch_size=12), mesh)
+    with pytest.raises(ConfigError, match="= 20 is not divisible by 8 data-parallel devices"):
+        sharding.check_batch(_demo(batch_size=40, grad_accum=2), mesh)
+    with pytest.raises(ConfigError, match="only 8 devices are visible"):
+        sharding.make_mesh(MeshConfig(data=16))
