@@ -5,6 +5,8 @@
     frx eval WORKDIR
     frx plot WORKDIR
     frx presets
+    frx data preview [ROOT] --pp "decode|inception_crop(224)|flip_lr|randaug(2, 10)"
+    frx data spectrum [--draws N] [--exact]
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ commands:
   eval WORKDIR               evaluate the latest checkpoint of a run folder
   plot WORKDIR               write loss / learning-rate / accuracy plots of a run folder
   presets                    list the presets with one-line descriptions
+  data preview [ROOT] --pp S  PNG grid of augmented samples from a folder, TFDS dir or tar shards
+  data spectrum              RandAugment's calibration-grid spectrum vs big_vision's TF (PNG + JSON)
 """
 
 _DURATIONS = ("total_steps", "total_epochs", "total_examples")
@@ -93,7 +97,57 @@ def cmd_presets(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "presets": cmd_presets}
+def cmd_data(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="frx data", description="Look at the input pipeline.")
+    sub = parser.add_subparsers(dest="tool", required=True)
+    p = sub.add_parser("preview", help="write a PNG grid of augmented samples")
+    p.add_argument("root", nargs="?", help="image folder, TFDS data dir or tar shard pattern (none: synthetic)")
+    p.add_argument("--pp", default="decode|inception_crop(224)|flip_lr|randaug(2, 10)|value_range(-1, 1)",
+                   help="preprocessing op string (host ops, then device ops)")
+    p.add_argument("--source", default="auto", choices=["auto", "synthetic", "digits", "folder", "tfds", "tar"])
+    p.add_argument("--split", default="train")
+    p.add_argument("--count", type=int, default=6, help="records (rows)")
+    p.add_argument("--variants", type=int, default=5, help="augmented draws per record (columns after the original)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="preview.png")
+    s = sub.add_parser("spectrum", help="RandAugment on the 224x224 calibration grid vs big_vision's TF")
+    s.add_argument("--draws", type=int, default=4096, help="random draws (ignored with --exact)")
+    s.add_argument("--layers", type=int, default=2)
+    s.add_argument("--magnitude", type=float, default=10)
+    s.add_argument("--no-bug-compat", dest="bug_compat", action="store_false",
+                   help="fix the Contrast (issue #109) and Solarize (issue #110) quirks")
+    s.add_argument("--exact", action="store_true", help="enumerate every op pair instead of sampling (2 layers)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="spectrum", help="output folder for spectrum.png and spectrum.json")
+    args = parser.parse_args(argv)
+    if args.tool == "preview":
+        from frx.data import preview
+
+        path, labels = preview.run(args.root, args.pp, source=args.source, split=args.split, out=args.out,
+                                   count=args.count, variants=args.variants, seed=args.seed)
+        print(f"{path}: rows are records with labels {labels}; first column the original")
+        return 0
+    from frx.data import spectrum
+
+    settings = {"num_layers": args.layers, "magnitude": args.magnitude, "bug_compat": args.bug_compat,
+                "mode": "exact" if args.exact else "sampled"}
+    if args.exact:
+        if args.layers != 2:
+            raise SystemExit("frx data spectrum --exact enumerates op pairs: it needs --layers 2")
+        fractions = spectrum.exact_spectrum(magnitude=args.magnitude, seed=args.seed, bug_compat=args.bug_compat)
+        counts, columns, draws = fractions * 224 * 224 * 1e6, None, 0
+    else:
+        counts, columns, grey = spectrum.sample_spectrum(args.draws, num_layers=args.layers, magnitude=args.magnitude,
+                                                         seed=args.seed, bug_compat=args.bug_compat)
+        draws, settings["stays_grey"] = args.draws, grey
+    summary = spectrum.summarize(counts, draws=draws, settings=settings)
+    for path in spectrum.write_report(args.out, counts, columns, summary):
+        print(path)
+    print(f"total variation distance to big_vision's TF spectrum: {summary['total_variation_to_tf']:.4f}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "presets": cmd_presets, "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> None:

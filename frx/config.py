@@ -153,14 +153,22 @@ class DataConfig:
     and produce fixed-size uint8 images; device ops (value_range, ...) then run inside the jitted step.
     """
 
-    source: Literal["synthetic", "digits", "folder"] = "synthetic"
-    """Embedded synthetic set, scikit-learn's digits, or an image folder `root/class_name/*.jpg`."""
+    source: Literal["synthetic", "digits", "folder", "tfds", "tar"] = "synthetic"
+    """Embedded synthetic set, scikit-learn's digits, an image folder `root/class_name/*.jpg`, a TFDS data dir prepared as ArrayRecord, or webdataset-style tar shards."""
     root: str | None = None
-    """Image-folder root for `source=folder` (one sub-folder per class)."""
+    """Image-folder root (folder), TFDS data dir (tfds), or shard pattern such as `/data/train-{0000..0146}.tar` (tar)."""
     val_root: str | None = None
-    """Optional separate validation folder with the same class sub-folders (evaluated as "val")."""
+    """Validation images evaluated as "val": a folder with the training class sub-folders, or a tar shard pattern (TFDS uses its validation split)."""
+    tfds_name: str = "imagenet2012"
+    """Dataset inside the TFDS data dir for source=tfds (optionally NAME/CONFIG)."""
+    v2_root: str | None = None
+    """ImageNet-V2 for the "v2" eval: its folder (sub-folders 0..999) or a TFDS data dir; source=tfds also looks for imagenet_v2 in its root."""
+    real_json: str | None = None
+    """ImageNet-ReaL labels (real.json) of the validation images for the "real" eval; source=tfds also uses a prepared imagenet2012_real."""
     minival_fraction: float = 0.01
-    """Fraction of each class held out of a folder's (or digits') training images as "minival"."""
+    """Fraction of the training images held out as "minival" (0 keeps them all for training)."""
+    minival_split: Literal["auto", "per_class", "hash", "tail"] = "auto"
+    """How minival is chosen: per_class (exact per class), hash (balanced in expectation, any order), tail (big_vision's train[99%:]); auto = per_class for folders, tail for TFDS, hash for tar."""
     pp_train: str = "decode|random_resized_crop(224)|flip_lr|value_range(-1,1)"
     """Training preprocessing ops, host ops first (see `frx.data.ops`)."""
     pp_eval: str = "decode|resize_small(256)|central_crop(224)|value_range(-1,1)"
@@ -264,7 +272,7 @@ class EvalConfig:
     at_start: bool = True
     """Also evaluate before the first step (big_vision's step-0 eval)."""
     splits: tuple[str, ...] = ("val", "minival")
-    """Evaluation sets to run when the source has them (val, minival)."""
+    """Evaluation sets to run when the source has them (val, minival, v2, real)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -392,6 +400,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     d = cfg.data
     if d.source == "folder" and not d.root:
         raise ConfigError("data.source=folder needs --data.root pointing at root/class_name/*.jpg")
+    if d.source == "tfds" and not d.root:
+        raise ConfigError("data.source=tfds needs --data.root pointing at the TFDS data dir (holding imagenet2012/)")
+    if d.source == "tar" and not d.root:
+        raise ConfigError("data.source=tar needs --data.root with a shard pattern such as /data/train-{0000..0146}.tar")
+    if d.minival_split == "per_class" and d.source in ("tfds", "tar"):
+        raise ConfigError(f"data.minival_split=per_class needs labels up front, which data.source={d.source} "
+                          "does not have; use hash (or tail for TFDS)")
     if not 0 <= d.minival_fraction < 1:
         raise ConfigError(f"data.minival_fraction must lie in [0, 1), got {d.minival_fraction}")
     if d.mixup_p < 0:

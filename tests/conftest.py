@@ -45,3 +45,14 @@ def tiny_config(workdir=None, **overrides) -> TrainConfig:
 @pytest.fixture
 def tiny():
     return tiny_config
+
+
+@pytest.fixture(scope="session")
+def photo():
+    """A real photograph shipped with matplotlib (Grace Hopper, 600x512 JPEG), as uint8 RGB."""
+    import numpy as np
+    from matplotlib import cbook
+    from PIL import Image
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        return np.asarray(Image.open(f).convert("RGB"))

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from frx.config import ConfigError
+from frx.data.crops import inception_crop_box, random_resized_crop_box
 from frx.data.ops import decode_image, host_op
 
 
@@ -26,8 +28,8 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 def _bilinear_taps(in_size: int, out_size: int):
     """TF's half-pixel bilinear interpolation weights along one axis (resize_bilinear_op.cc)."""
-    scale = in_size / out_size
-    pos = (np.arange(out_size, dtype=np.float32) + 0.5) * np.float32(scale) - 0.5
+    scale = np.float32(in_size) / np.float32(out_size)
+    pos = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
     floor = np.floor(pos)
     lower = np.maximum(floor, 0).astype(np.int64)
     upper = np.minimum(np.ceil(pos), in_size - 1).astype(np.int64)
@@ -35,13 +37,17 @@ def _bilinear_taps(in_size: int, out_size: int):
 
 
 def resize_bilinear(image: np.ndarray, size) -> np.ndarray:
-    """uint8 HxWxC -> float32 (h, w, C) bilinear, half-pixel centres, no antialiasing."""
+    """uint8 HxWxC -> float32 (h, w, C) bilinear, half-pixel centres, no antialiasing. Like TF's
+    compute_lerp (resize_bilinear_op.cc) it interpolates along x first, then along y, in float32."""
     h, w = _as_pair(size)
     top, bottom, fy = _bilinear_taps(image.shape[0], h)
     left, right, fx = _bilinear_taps(image.shape[1], w)
-    img = image.astype(np.float32)
-    rows = img[top] + (img[bottom] - img[top]) * fy[:, None, None]
-    return rows[:, left] + (rows[:, right] - rows[:, left]) * fx[None, :, None]
+    rows = np.union1d(top, bottom)  # only the input rows that some output row reads
+    top, bottom = np.searchsorted(rows, top), np.searchsorted(rows, bottom)
+    picked = image[rows]
+    l, r = picked[:, left].astype(np.float32), picked[:, right].astype(np.float32)
+    cols = l + (r - l) * fx[None, :, None]
+    return cols[top] + (cols[bottom] - cols[top]) * fy[:, None, None]
 
 
 def _area_weights(in_size: int, out_size: int) -> np.ndarray:
@@ -117,33 +123,44 @@ def central_crop(size):
 def random_resized_crop(size, scale_min: float = 0.08, scale_max: float = 1.0, ratio_min: float = 3 / 4,
                         ratio_max: float = 4 / 3):
     """torchvision's RandomResizedCrop sampler (area uniform, aspect log-uniform, 10 attempts, centre
-    crop fallback), then a bilinear resize without antialiasing."""
-    log_ratio = (math.log(ratio_min), math.log(ratio_max))
+    crop fallback; `crops.random_resized_crop_box`), then a bilinear resize without antialiasing.
+    For comparison with `inception_crop`, whose law differs."""
 
     def run(image, rng: np.random.Generator):
-        height, width = image.shape[:2]
-        area = height * width
-        for _ in range(10):
-            target = area * rng.uniform(scale_min, scale_max)
-            aspect = math.exp(rng.uniform(*log_ratio))
-            w = int(round(math.sqrt(target * aspect)))
-            h = int(round(math.sqrt(target / aspect)))
-            if 0 < w <= width and 0 < h <= height:
-                y = int(rng.integers(0, height - h + 1))
-                x = int(rng.integers(0, width - w + 1))
-                break
-        else:  # centre crop at the nearest allowed aspect ratio
-            in_ratio = width / height
-            if in_ratio < ratio_min:
-                w, h = width, int(round(width / ratio_min))
-            elif in_ratio > ratio_max:
-                h, w = height, int(round(height * ratio_max))
-            else:
-                w, h = width, height
-            y, x = (height - h) // 2, (width - w) // 2
+        y, x, h, w = random_resized_crop_box(rng, image.shape[0], image.shape[1], (scale_min, scale_max),
+                                             (ratio_min, ratio_max))
         return _to_uint8(resize_bilinear(image[y : y + h, x : x + w], size))
 
     return run
+
+
+@host_op("inception_crop")
+def inception_crop(size=None, area_min: float = 5, area_max: float = 100, ratio_min: float = 0.75,
+                   ratio_max: float = 1.33, method: str = "bilinear"):
+    """big_vision's inception crop: a box from TF's sample_distorted_bounding_box
+    (`crops.inception_crop_box`; area in percent of the image, aspect width/height), then, when
+    `size` is given, a resize to size x size without keeping the aspect ratio (bilinear,
+    half-pixel centres, no antialiasing, clip and truncate to uint8)."""
+    area_range = (area_min / 100, area_max / 100)
+    if not 0 < area_range[0] <= area_range[1] <= 1:
+        raise ConfigError(f"inception_crop needs 0 < area_min <= area_max <= 100, got ({area_min}, {area_max})")
+    resizer = _resizer(method)
+
+    def run(image, rng: np.random.Generator):
+        y, x, h, w = inception_crop_box(rng, image.shape[0], image.shape[1], area_range, (ratio_min, ratio_max))
+        crop = image[y : y + h, x : x + w]
+        return crop if size is None else _to_uint8(resizer(crop, size))
+
+    return run
+
+
+@host_op("decode_jpeg_and_inception_crop")
+def decode_jpeg_and_inception_crop(size=None, area_min: float = 5, area_max: float = 100, ratio_min: float = 0.75,
+                                   ratio_max: float = 1.33, method: str = "bilinear"):
+    """big_vision's fused op, spelled as decode followed by `inception_crop` (same crop law; the
+    pixels come from a full decode rather than libjpeg's cropped decode)."""
+    crop = inception_crop(size, area_min, area_max, ratio_min, ratio_max, method)
+    return lambda image, rng: crop(decode_image(image), rng)
 
 
 @host_op("flip_lr")

@@ -129,7 +129,7 @@ def make_pipeline(pp: str) -> Pipeline:
 
 
 def _register_builtin_ops() -> None:
-    from frx.data import device_ops, host_ops  # noqa: F401  (registration side effect)
+    from frx.data import device_ops, host_ops, randaug  # noqa: F401  (registration side effect)
 
 
 def decode_image(data) -> np.ndarray:

@@ -74,11 +74,14 @@ class _EvalRecord(grain.transforms.Map):
     shape: tuple
 
     def map(self, index: int) -> dict:
+        label_shape = getattr(self.source.source, "label_shape", ())  # () or (classes,) for multi-hot sets
         if index < self.count:
             record = self.source[index]
             image = self.fn(record["image"], np.random.default_rng(index))
-            return {"image": image, "label": np.int32(record["label"]), "mask": np.bool_(True)}
-        return {"image": np.zeros(self.shape, np.uint8), "label": np.int32(0), "mask": np.bool_(False)}
+            label = np.asarray(record["label"], np.float32) if label_shape else np.int32(record["label"])
+            return {"image": image, "label": label, "mask": np.bool_(True)}
+        label = np.zeros(label_shape, np.float32) if label_shape else np.int32(0)
+        return {"image": np.zeros(self.shape, np.uint8), "label": label, "mask": np.bool_(False)}
 
 
 def eval_batches(

@@ -1,41 +1,28 @@
-"""Random-access data sources: records {"image": uint8 HxWx3 array or encoded bytes, "label": int}.
+"""Random-access data sources: records {"image": uint8 HxWx3 array or encoded bytes, "label": int
+or a multi-hot float vector}.
 
 `make_sources(cfg)` returns the training source and the evaluation sources that the data config
-provides, keyed by split name ("train", "val", "minival").
+provides, keyed by split name ("train", "minival", "val", "v2", "real"). Sources: the embedded
+synthetic set, scikit-learn's digits, image folders (here), TFDS ArrayRecord datasets
+(`frx.data.tfds`), webdataset tar shards (`frx.data.tar_shards`), ImageNet-V2 and ImageNet-ReaL
+(`frx.data.imagenet`); minival splits come from `frx.data.splits`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Sequence
 
 import numpy as np
 
 from frx.config import ConfigError, DataConfig
+from frx.data.splits import holdout_by_hash, holdout_per_class, holdout_tail, stable_hash  # noqa: F401
 from frx.data.synthetic import SyntheticSource
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
-def stable_hash(text: str) -> int:
-    """A hash that is the same in every process and on every machine (unlike Python's hash())."""
-    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "little")
-
-
-def holdout_split(keys: Sequence[str], labels: Sequence[int], fraction: float) -> tuple[list[int], list[int]]:
-    """Deterministic per-class holdout: in each class, the round(fraction * n) items with the smallest
-    stable hash of their key are held out. Independent of listing order and of class order, so it
-    also works on class-ordered sources, unlike slicing the last 1% of a list."""
-    by_class: dict[int, list[int]] = {}
-    for i, label in enumerate(labels):
-        by_class.setdefault(label, []).append(i)
-    held: set[int] = set()
-    for members in by_class.values():
-        count = round(fraction * len(members))
-        held.update(sorted(members, key=lambda i: stable_hash(keys[i]))[:count])
-    train = [i for i in range(len(keys)) if i not in held]
-    return train, sorted(held)
+# Kept here for callers of the foundation API; the split logic lives in frx.data.splits.
+holdout_split = holdout_per_class
 
 
 class ArraySource:
@@ -115,16 +102,79 @@ def scan_folder(root: str, classes: list[str] | None = None) -> tuple[list[str],
     return files, labels, classes
 
 
-def folder_sources(cfg: DataConfig) -> dict[str, FolderSource]:
+def _split_mode(cfg: DataConfig, default: str) -> str:
+    return default if cfg.minival_split == "auto" else cfg.minival_split
+
+
+def folder_sources(cfg: DataConfig) -> dict:
     files, labels, classes = scan_folder(cfg.root)
     keys = [os.path.relpath(f, cfg.root) for f in files]
-    train, held = holdout_split(keys, labels, cfg.minival_fraction)
+    mode = _split_mode(cfg, "per_class")
+    if cfg.minival_fraction <= 0:
+        train, held = list(range(len(files))), []
+    elif mode == "per_class":
+        train, held = holdout_per_class(keys, labels, cfg.minival_fraction)
+    elif mode == "hash":
+        train, held = holdout_by_hash(keys, cfg.minival_fraction)
+    else:
+        train, held = holdout_tail(len(files), cfg.minival_fraction)
     pick = lambda idx: ([files[i] for i in idx], [labels[i] for i in idx])  # noqa: E731
     sources = {"train": FolderSource(*pick(train), classes, f"{cfg.root}:train")}
     if held:
         sources["minival"] = FolderSource(*pick(held), classes, f"{cfg.root}:minival")
     if cfg.val_root:
         sources["val"] = FolderSource(*scan_folder(cfg.val_root, classes), f"{cfg.val_root}:val")
+    return _add_imagenet_evals(cfg, sources, len(classes))
+
+
+def tfds_sources(cfg: DataConfig) -> dict:
+    from frx.data import splits, tfds
+
+    directory = tfds.find_dataset_dir(cfg.root, cfg.tfds_name)
+    train = tfds.TfdsSource(directory, "train")
+    sources = splits.split_train_minival(train, _split_mode(cfg, "tail"), cfg.minival_fraction)
+    try:
+        sources["val"] = tfds.TfdsSource(directory, "validation", num_classes=train.num_classes)
+    except ConfigError:
+        pass  # a dataset without a validation split
+    return _add_imagenet_evals(cfg, sources, train.num_classes, tfds_root=cfg.root)
+
+
+def tar_sources(cfg: DataConfig) -> dict:
+    from frx.data import splits
+    from frx.data.tar_shards import TarShardSource
+
+    train = TarShardSource(cfg.root, name="train")
+    sources = splits.split_train_minival(train, _split_mode(cfg, "hash"), cfg.minival_fraction,
+                                         keys=train.keys, labels=train.labels.tolist())
+    if cfg.val_root:
+        sources["val"] = TarShardSource(cfg.val_root, num_classes=train.num_classes, name="val")
+    return _add_imagenet_evals(cfg, sources, train.num_classes)
+
+
+def _add_imagenet_evals(cfg: DataConfig, sources: dict, num_classes: int, tfds_root: str | None = None) -> dict:
+    """ImageNet-V2 ("v2") and ImageNet-ReaL ("real") when the config points at them, or when a
+    TFDS data dir holds imagenet_v2 / imagenet2012_real."""
+    from frx.data import imagenet, tfds
+
+    v2_dir = cfg.v2_root if cfg.v2_root else tfds_root
+    if cfg.v2_root and os.path.isfile(os.path.join(cfg.v2_root, "dataset_info.json")):  # a TFDS version folder
+        sources["v2"] = tfds.TfdsSource(cfg.v2_root, "test", num_classes=num_classes)
+    elif v2_dir and os.path.isdir(os.path.join(v2_dir, "imagenet_v2")):  # a TFDS data dir
+        config = os.path.join(v2_dir, "imagenet_v2", "matched-frequency")  # TFDS's default config
+        name = "imagenet_v2/matched-frequency" if os.path.isdir(config) else "imagenet_v2"
+        sources["v2"] = tfds.TfdsSource(tfds.find_dataset_dir(v2_dir, name), "test", num_classes=num_classes)
+    elif cfg.v2_root:
+        sources["v2"] = imagenet.imagenet_v2_folder(cfg.v2_root)
+    if cfg.real_json:
+        if "val" not in sources:
+            raise ConfigError("data.real_json scores the validation images, but no validation set is configured; "
+                              "set --data.val_root")
+        sources["real"] = imagenet.RealSource(sources["val"], imagenet.load_real_labels(cfg.real_json), num_classes)
+    elif tfds_root and os.path.isdir(os.path.join(tfds_root, "imagenet2012_real")):
+        real_dir = tfds.find_dataset_dir(tfds_root, "imagenet2012_real")
+        sources["real"] = tfds.TfdsSource(real_dir, "validation", label_key="real_label", num_classes=num_classes,
+                                          multi_label=True)
     return sources
 
 
@@ -136,4 +186,8 @@ def make_sources(cfg: DataConfig, image_size: int) -> dict:
         return digits_sources()
     if cfg.source == "folder":
         return folder_sources(cfg)
-    raise ConfigError(f"unknown data source {cfg.source!r}; use synthetic, digits or folder")
+    if cfg.source == "tfds":
+        return tfds_sources(cfg)
+    if cfg.source == "tar":
+        return tar_sources(cfg)
+    raise ConfigError(f"unknown data source {cfg.source!r}; use synthetic, digits, folder, tfds or tar")

@@ -1,5 +1,7 @@
 """Top-1 accuracy and cross-entropy over a finite split (big_vision evaluators/classification.py):
-padded examples (mask False) are excluded; the loss is summed and divided by the number seen."""
+padded examples (mask False) are excluded; the loss is summed and divided by the number seen.
+Multi-hot labels (ImageNet-ReaL) follow big_vision too: mask * max(labels) drops images with no
+label, top-1 counts when it is in the set, and the loss is softmax_xent against the multi-hot row."""
 
 from __future__ import annotations
 
@@ -17,9 +19,14 @@ def make_eval_step(graphdef, device_pp, num_classes: int):
     def eval_step(params, batch):
         images = device_pp(batch["image"], jax.random.PRNGKey(0))
         logits = nnx.merge(graphdef, params)(images)
-        labels = jax.nn.one_hot(batch["label"], num_classes)
         mask = batch["mask"].astype(jnp.float32)
-        correct = (jnp.argmax(logits, axis=-1) == batch["label"]).astype(jnp.float32)
+        if batch["label"].ndim == 2:  # multi-hot (ImageNet-ReaL): images without labels are not scored,
+            labels = batch["label"].astype(jnp.float32)  # and top-1 is correct when it is in the set
+            mask = mask * jnp.max(labels, axis=-1)
+            correct = jnp.take_along_axis(labels, jnp.argmax(logits, axis=-1)[:, None], axis=-1)[:, 0]
+        else:
+            labels = jax.nn.one_hot(batch["label"], num_classes)
+            correct = (jnp.argmax(logits, axis=-1) == batch["label"]).astype(jnp.float32)
         return {
             "correct": jnp.sum(correct * mask),
             "loss": jnp.sum(losses.softmax_xent(logits, labels) * mask),

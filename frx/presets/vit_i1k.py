@@ -2,6 +2,8 @@
 big_vision/configs/vit_s16_i1k.py), reproduced field by field.
 
     frx train vit_s16_i1k --data.root /data/imagenet/train --data.val_root /data/imagenet/val
+    frx train vit_s16_i1k --data.source tfds --data.root /data/tfds   # imagenet2012 as TFDS ArrayRecord
+        # (also evaluates imagenet_v2 and imagenet2012_real when they are prepared in the same data dir)
         # ViT-S/16, 90 epochs: 76.5% top-1 on ImageNet val (about 6.5 h on a TPUv3-8)
     frx train vit_s16_i1k_linear --data.root ...   # linear head: the 76.7% variant
     frx train vit_b16_i1k --data.root ...          # ViT-B/16 with the same recipe
@@ -36,7 +38,7 @@ def vit_s16_i1k() -> TrainConfig:
         optim=OptimConfig(name="adam", lr=1e-3, wd=1e-4, mu_dtype="bfloat16", grad_clip_norm=1.0),
         schedule=ScheduleConfig(decay="cosine", warmup_steps=10_000),
         ckpt=CheckpointConfig(every_steps=1000),
-        eval=EvalConfig(every_steps=2500, batch_size=1024, splits=("val", "minival")),
+        eval=EvalConfig(every_steps=2500, batch_size=1024, splits=("val", "minival", "v2", "real")),
         log=LogConfig(every_steps=50),
     )
 

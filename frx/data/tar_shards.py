@@ -1,0 +1,156 @@
+"""webdataset-style tar shards as a random-access source.
+
+A shard is a plain tar file whose members are grouped into samples by key: the member path up to
+the first dot of its file name (`train/n01440764_10026.jpg` and `train/n01440764_10026.cls` are one
+sample). A sample needs one image member (.jpg/.jpeg/.png/.webp) and one label member:
+`.cls` or `.txt` holding an integer, or `.json` holding an integer or {"label": int}.
+
+Opening a source reads every tar header once (and the small label members) to build an index of
+(shard, offset, size); images are then read with one positioned read each, so any record can be
+fetched in any order by any worker process.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import json
+import os
+import re
+import tarfile
+
+import numpy as np
+
+from frx.config import ConfigError
+
+IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp")
+LABEL_SUFFIXES = ("cls", "json", "txt")
+
+
+def expand_shards(pattern: str) -> list[str]:
+    """`/data/train-{00000..00146}.tar`, `{a,b}.tar` and shell globs -> existing shard paths, in order."""
+    paths = [pattern]
+    while True:
+        expanded = []
+        for path in paths:
+            match = re.search(r"\{([^{}]*)\}", path)
+            if match is None:
+                expanded.append(path)
+                continue
+            body, head, tail = match.group(1), path[: match.start()], path[match.end() :]
+            numeric = re.fullmatch(r"(\d+)\.\.(\d+)", body)
+            if numeric:
+                lo, hi = numeric.groups()
+                width = len(lo) if lo.startswith("0") else 0
+                items = [str(i).zfill(width) for i in range(int(lo), int(hi) + 1)]
+            else:
+                items = body.split(",")
+            expanded.extend(head + item + tail for item in items)
+        if expanded == paths:
+            break
+        paths = expanded
+    found = list(itertools.chain.from_iterable(sorted(glob.glob(p)) if glob.has_magic(p) else [p] for p in paths))
+    missing = [p for p in found if not os.path.isfile(p)]
+    if missing or not found:
+        raise ConfigError(f"tar shards {missing[:3] or [pattern]} not found; check the pattern {pattern!r}")
+    return found
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    folder, base = os.path.split(name)
+    stem, _, suffix = base.partition(".")
+    return os.path.join(folder, stem), suffix.lower()
+
+
+def _parse_label(suffix: str, data: bytes, where: str) -> int:
+    text = data.decode("utf-8").strip()
+    try:
+        if suffix == "json":
+            value = json.loads(text)
+            value = value.get("label", value.get("cls")) if isinstance(value, dict) else value
+            return int(value)
+        return int(text)
+    except (ValueError, TypeError):
+        raise ConfigError(f"label member {where} does not hold an integer class ({text[:40]!r})") from None
+
+
+def index_shard(path: str) -> tuple[list[str], list[int], list[int], list[int]]:
+    """(keys, image offsets, image sizes, labels) of the samples in one shard, in tar order."""
+    samples: dict[str, dict] = {}
+    order: list[str] = []
+    with tarfile.open(path, "r:") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            key, suffix = _split_name(member.name)
+            suffix = suffix.rsplit(".", 1)[-1]  # "seg.png" is a png field, as webdataset decodes it
+            if key not in samples:
+                samples[key] = {}
+                order.append(key)
+            if suffix in IMAGE_SUFFIXES and "image" not in samples[key]:
+                samples[key]["image"] = (member.offset_data, member.size)
+            elif suffix in LABEL_SUFFIXES and "label" not in samples[key]:
+                data = tar.extractfile(member).read()
+                samples[key]["label"] = _parse_label(suffix, data, f"{member.name} in {path}")
+    keys, offsets, sizes, labels = [], [], [], []
+    for key in order:
+        sample = samples[key]
+        if "image" not in sample or "label" not in sample:
+            continue  # e.g. a metadata member without an image, or an unlabelled image
+        keys.append(key)
+        offsets.append(sample["image"][0])
+        sizes.append(sample["image"][1])
+        labels.append(sample["label"])
+    return keys, offsets, sizes, labels
+
+
+class TarShardSource:
+    """Samples of webdataset-style tar shards: records {"image": encoded bytes, "label": int}."""
+
+    def __init__(self, pattern: str, *, num_classes: int | None = None, name: str | None = None):
+        self.shards = expand_shards(pattern)
+        keys, shard_ids, offsets, sizes, labels = [], [], [], [], []
+        for shard_id, path in enumerate(self.shards):
+            k, o, s, lab = index_shard(path)
+            keys += k
+            shard_ids += [shard_id] * len(k)
+            offsets += o
+            sizes += s
+            labels += lab
+        if not keys:
+            raise ConfigError(f"no labelled images ({'/'.join(IMAGE_SUFFIXES)} + {'/'.join(LABEL_SUFFIXES)}) in {pattern!r}")
+        self.keys = keys
+        self.labels = np.asarray(labels, np.int64)
+        self._shard = np.asarray(shard_ids, np.int32)
+        self._offset = np.asarray(offsets, np.int64)
+        self._size = np.asarray(sizes, np.int64)
+        self.num_classes = num_classes or int(self.labels.max()) + 1
+        if self.labels.min() < 0 or self.labels.max() >= self.num_classes:
+            raise ConfigError(f"labels of {pattern!r} span [{self.labels.min()}, {self.labels.max()}], "
+                              f"outside [0, {self.num_classes})")
+        self.name = name or pattern
+        self._fds: dict[int, int] = {}
+
+    def __getstate__(self):  # file descriptors stay in their process
+        return {**self.__dict__, "_fds": {}}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, index: int) -> dict:
+        shard = int(self._shard[index])
+        fd = self._fds.get(shard)
+        if fd is None:
+            fd = self._fds[shard] = os.open(self.shards[shard], os.O_RDONLY)
+        data = os.pread(fd, int(self._size[index]), int(self._offset[index]))
+        return {"image": data, "label": int(self.labels[index])}
+
+    def __del__(self):
+        for fd in getattr(self, "_fds", {}).values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"TarShardSource({self.name}, shards={len(self.shards)}, n={len(self)})"
