@@ -38,16 +38,26 @@ def _bilinear_taps(in_size: int, out_size: int):
 
 def resize_bilinear(image: np.ndarray, size) -> np.ndarray:
     """uint8 HxWxC -> float32 (h, w, C) bilinear, half-pixel centres, no antialiasing. Like TF's
-    compute_lerp (resize_bilinear_op.cc) it interpolates along x first, then along y, in float32."""
+    compute_lerp (resize_bilinear_op.cc) it interpolates along x first, then along y, in float32:
+    top = tl + (tr - tl) * x_lerp, out = top + (bottom - top) * y_lerp."""
     h, w = _as_pair(size)
+    channels = image.shape[2]
     top, bottom, fy = _bilinear_taps(image.shape[0], h)
     left, right, fx = _bilinear_taps(image.shape[1], w)
     rows = np.union1d(top, bottom)  # only the input rows that some output row reads
-    top, bottom = np.searchsorted(rows, top), np.searchsorted(rows, bottom)
-    picked = image[rows]
-    l, r = picked[:, left].astype(np.float32), picked[:, right].astype(np.float32)
-    cols = l + (r - l) * fx[None, :, None]
-    return cols[top] + (cols[bottom] - cols[top]) * fy[:, None, None]
+    flat = image[rows].reshape(len(rows), -1)  # (rows, W*C): a 2-D gather is several times faster
+    lanes = np.arange(channels)
+    x = flat[:, (left[:, None] * channels + lanes).ravel()].astype(np.float32)
+    x_right = flat[:, (right[:, None] * channels + lanes).ravel()].astype(np.float32)
+    x_right -= x
+    x_right *= np.repeat(fx, channels)
+    x_right += x  # x-interpolated rows, (rows, w*C)
+    upper = x_right[np.searchsorted(rows, top)]
+    lower = x_right[np.searchsorted(rows, bottom)]
+    lower -= upper
+    lower *= fy[:, None]
+    lower += upper
+    return lower.reshape(h, w, channels)
 
 
 def _area_weights(in_size: int, out_size: int) -> np.ndarray:

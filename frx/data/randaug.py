@@ -71,6 +71,11 @@ def _per_channel(table):
     return jnp.broadcast_to(table.astype(jnp.uint8), (3, 256))
 
 
+def _each_channel(fn, image):
+    """(H, W, C) -> (C, 256): `fn` applied to every channel (traced once)."""
+    return jax.vmap(fn, in_axes=-1)(image)
+
+
 def _lut_autocontrast(image, bug_compat):
     """Per channel, stretch [min, max] to [0, 255] in float32; unchanged if max == min."""
     def channel(x):
@@ -80,7 +85,7 @@ def _lut_autocontrast(image, bug_compat):
         stretched = tf_image.to_uint8(tf_image.no_fma(_VALUES.astype(jnp.float32) * scale) + offset)
         return jnp.where(hi > lo, stretched, _VALUES.astype(jnp.uint8))
 
-    return jnp.stack([channel(image[..., c]) for c in range(3)])
+    return _each_channel(channel, image)
 
 
 def _lut_equalize(image, bug_compat):
@@ -94,7 +99,7 @@ def _lut_equalize(image, bug_compat):
         lut = jnp.clip(jnp.concatenate([jnp.zeros(1, lut.dtype), lut[:-1]]), 0, 255)
         return jnp.where(step == 0, _VALUES, lut).astype(jnp.uint8)
 
-    return jnp.stack([channel(image[..., c]) for c in range(3)])
+    return _each_channel(channel, image)
 
 
 def _lut_invert(image, bug_compat):
@@ -144,7 +149,8 @@ def _lut_brightness(image, factor, bug_compat):
 
 
 def _apply_lut(image, lut):
-    return jnp.stack([lut[c][image[..., c]] for c in range(3)], axis=-1)
+    """out[..., c] = lut[c, image[..., c]]."""
+    return jax.vmap(lambda table, channel: table[channel], in_axes=(0, -1), out_axes=-1)(lut, image)
 
 
 _LUT_OPS = {
@@ -294,10 +300,10 @@ def apply_layers(images_BHWC, draws: Draws, magnitude: float, *, fill=FILL, bug_
     def one(image, op, sign, cy, cx):
         return _apply_drawn(image, op, sign, cy, cx, magnitude, fill, bug_compat)
 
-    for layer in range(draws.op.shape[0]):
-        images_BHWC = jax.vmap(one)(images_BHWC, draws.op[layer], draws.sign[layer], draws.center_y[layer],
-                                    draws.center_x[layer])
-    return images_BHWC
+    def layer(images, drawn):  # scanned, so the op graph is compiled once however many layers
+        return jax.vmap(one)(images, drawn.op, drawn.sign, drawn.center_y, drawn.center_x), None
+
+    return jax.lax.scan(layer, images_BHWC, draws)[0]
 
 
 def randaug(rng, images_BHWC, num_layers: int = 2, magnitude: float = 10, *, fill=FILL, bug_compat: bool = True):

@@ -1,0 +1,154 @@
+"""Device-side RandAugment + mixup cost as a fraction of a ViT-S/16 train step on the same device.
+
+Times frx's jitted train step (ViT-S/16, 1000 classes, the vit_s16_i1k recipe: Adam with a bf16
+first moment, clip 1.0) twice on the same uint8 batches: once with the device ops
+`value_range(-1, 1)` only, once with `randaug(2, 10)|value_range(-1, 1)` and mixup(0.2) as in
+big_vision, and also the augmentation alone. Before timing it checks that the compiled, batched
+RandAugment on this device gives bit-identical images to the one-image reference path (each op run
+separately, as TF does) on real-photo crops.
+
+    python benchmarks/device_augment.py --batch 32 --steps 4                     # CPU (this machine)
+    python benchmarks/device_augment.py --batch 256 --steps 20 --dtype bfloat16  # one GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+
+
+def _photo_crops(batch: int, size: int):
+    import numpy as np
+    from matplotlib import cbook
+    from PIL import Image
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        photo = np.asarray(Image.open(f).convert("RGB").resize((size + 64, size + 64)))
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(batch):
+        y, x = rng.integers(0, 65, 2)
+        crop = photo[y : y + size, x : x + size]
+        out.append(crop[:, ::-1] if rng.random() < 0.5 else crop)
+    return np.stack(out)
+
+
+def check_exactness(images, magnitude: float = 10, count: int = 32) -> int:
+    """Mismatching pixels between the jitted batched RandAugment on the default device and the
+    one-image path run op by op on the CPU (no fusion), for `count` images and 2 layers."""
+    import jax
+    import numpy as np
+
+    from frx.data import randaug
+
+    images = images[:count]
+    draws = randaug.sample_layers(jax.random.PRNGKey(3), len(images), 2, *images.shape[1:3])
+    batched = np.asarray(jax.jit(lambda x, d: randaug.apply_layers(x, d, magnitude))(images, draws))
+    draws = jax.device_get(draws)
+    cpu = jax.devices("cpu")[0]
+    mismatches = 0
+    with jax.default_device(cpu):
+        for i, image in enumerate(images):
+            expected = image
+            for layer in range(2):
+                name = randaug.OPS[int(draws.op[layer, i])]
+                args = randaug.level_to_arg(name, magnitude)
+                if name in randaug.SIGNED_OPS:
+                    args = (args[0] * float(draws.sign[layer, i]),)
+                expected = randaug.apply_op(name, expected, args,
+                                            center=(int(draws.center_y[layer, i]), int(draws.center_x[layer, i])))
+            mismatches += int((batched[i] != expected).sum())
+    return mismatches
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per variant (after 1 warm-up step)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--variant", default="S/16")
+    args = parser.parse_args()
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from frx import optim, schedules, sharding
+    from frx import state as state_lib
+    from frx.data.device_ops import mixup
+    from frx.data.ops import make_pipeline
+    from frx.presets.vit_i1k import vit_s16_i1k
+    from frx.step import make_train_step
+
+    base = vit_s16_i1k()
+    cfg = dataclasses.replace(base, batch_size=args.batch,
+                              model=dataclasses.replace(base.model, variant=args.variant, dtype=args.dtype))
+    mesh = sharding.make_mesh(cfg.mesh)
+    images = _photo_crops(args.batch, cfg.model.image_size)
+    mismatches = check_exactness(images)
+    print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}; batched randaug vs op-by-op reference: "
+          f"{mismatches} mismatching pixels", flush=True)
+
+    labels = np.arange(args.batch) % cfg.model.num_classes
+    batch = sharding.put_batch({"image": images, "label": labels.astype(np.int32)}, mesh)
+    graphdef, abstract_params = state_lib.abstract_model(cfg.model, cfg.seed)
+    schedule = schedules.make(cfg.schedule, 100_000, 10_000)
+    tx = optim.make(cfg.optim, schedule, abstract_params)
+    init_fn = state_lib.make_init_fn(cfg.model, tx, cfg.seed)
+    trainable = optim.trainable_mask(cfg.optim, abstract_params)
+
+    def time_step(pp: str, mixup_p: float) -> tuple[float, float]:
+        run_cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, mixup_p=mixup_p))
+        step = jax.jit(make_train_step(run_cfg, graphdef, tx, schedule, mesh, make_pipeline(pp).device_fn(), trainable),
+                       donate_argnums=0)
+        state = jax.jit(init_fn, out_shardings=sharding.replicated(mesh))()
+        start = time.perf_counter()
+        state, metrics = step(state, batch)
+        jax.block_until_ready(metrics)
+        compile_s = time.perf_counter() - start
+        times = []
+        for _ in range(args.steps):
+            start = time.perf_counter()
+            state, metrics = step(state, batch)
+            jax.block_until_ready(metrics)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times), compile_s
+
+    plain, plain_compile = time_step("value_range(-1, 1)", 0.0)
+    augmented, aug_compile = time_step("randaug(2, 10)|value_range(-1, 1)", 0.2)
+
+    device_pp = make_pipeline("randaug(2, 10)|value_range(-1, 1)").device_fn()
+    onehot = jax.nn.one_hot(batch["label"], cfg.model.num_classes)
+
+    @jax.jit
+    def augment_only(images, labels, key):
+        k1, k2 = jax.random.split(key)
+        x, y, _ = mixup(k2, device_pp(images, k1), labels, p=0.2, num_shards=mesh.shape[sharding.DATA_AXIS])
+        return x, y
+
+    jax.block_until_ready(augment_only(batch["image"], onehot, jax.random.PRNGKey(0)))
+    alone = []
+    for i in range(max(args.steps, 3)):
+        start = time.perf_counter()
+        jax.block_until_ready(augment_only(batch["image"], onehot, jax.random.PRNGKey(i + 1)))
+        alone.append(time.perf_counter() - start)
+    alone = statistics.median(alone)
+
+    result = {
+        "device": jax.devices()[0].device_kind, "devices": jax.device_count(), "batch": args.batch,
+        "model": args.variant, "dtype": args.dtype, "exactness_mismatches": mismatches,
+        "step_s_plain": plain, "step_s_with_randaug_mixup": augmented, "augment_alone_s": alone,
+        "overhead_fraction_of_step": (augmented - plain) / plain, "alone_fraction_of_step": alone / plain,
+        "compile_s": {"plain": plain_compile, "augmented": aug_compile},
+    }
+    print(f"train step {plain * 1e3:.1f} ms; with randaug(2,10)+mixup {augmented * 1e3:.1f} ms "
+          f"(+{100 * result['overhead_fraction_of_step']:.1f}%); augmentation alone {alone * 1e3:.1f} ms "
+          f"({100 * result['alone_fraction_of_step']:.1f}% of a step); {args.batch / plain:.1f} img/s plain")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

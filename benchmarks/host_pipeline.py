@@ -1,0 +1,139 @@
+"""Host-side images/s per core: decode + crop + flip on realistic ~500x375 JPEGs.
+
+frx's host pipeline (PIL decode, TF-exact inception crop with TF bilinear resize in NumPy, flip) side
+by side with torchvision's RandomResizedCrop pipeline (PIL decode, RandomResizedCrop(224) ->
+PIL antialiased resize, RandomHorizontalFlip). The images are crops of the real photo matplotlib
+ships, re-encoded as 500x375 / 375x500 JPEGs (quality 90), so both sides read the same bytes.
+Each measurement is pinned to one core with one thread.
+
+    python benchmarks/host_pipeline.py --make-images /tmp/frx_jpegs          # once
+    python benchmarks/host_pipeline.py --images /tmp/frx_jpegs --impl frx
+    /path/to/torch-venv/bin/python benchmarks/host_pipeline.py --images /tmp/frx_jpegs --impl torchvision
+
+torchvision needs its own venv (PyPI's CPU torch 2.13 has no matching torchvision; torch 2.14.1 +
+torchvision 0.29.1 work on a CPU-only machine): python -m venv /tmp/tv-venv &&
+/tmp/tv-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 pillow numpy
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import sys
+import time
+
+
+def make_images(folder: str, count: int = 200, seed: int = 0) -> None:
+    import numpy as np
+    from matplotlib import cbook
+    from PIL import Image
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        photo = Image.open(f).convert("RGB")
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    for i in range(count):
+        size = (500, 375) if i % 4 else (375, 500)  # a quarter portrait, as in ImageNet
+        scale = rng.uniform(0.55, 1.0)
+        w, h = int(photo.width * scale), int(photo.height * scale)
+        x, y = int(rng.integers(0, photo.width - w + 1)), int(rng.integers(0, photo.height - h + 1))
+        image = photo.crop((x, y, x + w, y + h)).resize(size, Image.BICUBIC)
+        if i % 2:
+            image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        image.save(os.path.join(folder, f"{i:04d}.jpg"), quality=90)
+
+
+def _pipelines(impl: str):
+    """name -> fn(jpeg bytes, per-image rng or None) -> uint8 HxWx3 array."""
+    import numpy as np
+    from PIL import Image
+
+    def decode(data, rng=None):
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+
+    if impl == "frx":
+        from frx.data.ops import make_pipeline
+
+        inception = make_pipeline("decode|inception_crop(224)|flip_lr").host_fn()
+        rrc = make_pipeline("decode|random_resized_crop(224)|flip_lr").host_fn()
+        return {"decode only (PIL)": decode,
+                "decode + inception_crop(224) + flip_lr": inception,
+                "decode + random_resized_crop(224) + flip_lr": rrc}
+    import torch
+    from torchvision import transforms
+
+    torch.set_num_threads(1)
+    rrc = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip()])
+
+    def torchvision_rrc(data, rng=None):
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(rrc(im.convert("RGB")))
+
+    return {"decode only (PIL)": decode,
+            "torchvision decode + RandomResizedCrop(224) + RandomHorizontalFlip": torchvision_rrc}
+
+
+def _core_busy_seconds(core: int) -> float:
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{core} "):
+                ticks = [int(v) for v in line.split()[1:]]
+                return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+    raise RuntimeError(f"no cpu{core} in /proc/stat")
+
+
+def measure(images: list[bytes], fn, passes: int, core: int, max_others: float = 0.1) -> dict:
+    """Median img/s over passes in which other processes used < max_others of the pinned core
+    (measured from /proc/stat minus this process's own CPU time); all passes if none were clean."""
+    import resource
+
+    import numpy as np
+
+    os.sched_setaffinity(0, {core})
+    clean, every = [], []
+    for p in range(passes + 1):
+        rngs = [np.random.default_rng([p, i]) for i in range(len(images))]
+        usage, busy, start = resource.getrusage(resource.RUSAGE_SELF), _core_busy_seconds(core), time.perf_counter()
+        for data, rng in zip(images, rngs):
+            out = fn(data, rng)
+        elapsed = time.perf_counter() - start
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        ours = used.ru_utime + used.ru_stime - usage.ru_utime - usage.ru_stime
+        others = max(0.0, _core_busy_seconds(core) - busy - ours) / elapsed
+        assert out.dtype == np.uint8
+        if p:  # the first pass warms caches and imports
+            every.append(len(images) / elapsed)
+            if others < max_others:
+                clean.append(len(images) / elapsed)
+    return {"img_per_s": statistics.median(clean or every), "clean_passes": len(clean), "passes": passes}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--make-images", metavar="DIR")
+    parser.add_argument("--images", metavar="DIR")
+    parser.add_argument("--impl", choices=["frx", "torchvision"], default="frx")
+    parser.add_argument("--passes", type=int, default=5)
+    parser.add_argument("--core", type=int, default=0)
+    args = parser.parse_args()
+    if args.make_images:
+        make_images(args.make_images)
+        print(f"wrote 200 JPEGs to {args.make_images}")
+        return
+    files = sorted(os.listdir(args.images))
+    images = [open(os.path.join(args.images, f), "rb").read() for f in files]
+    print(f"{len(images)} JPEGs, mean {sum(map(len, images)) / len(images) / 1024:.0f} KiB; core {args.core}, "
+          f"median of {args.passes} passes", file=sys.stderr)
+    results = {name: measure(images, fn, args.passes, args.core) for name, fn in _pipelines(args.impl).items()}
+    for name, r in results.items():
+        print(f"{r['img_per_s']:8.0f} img/s  {name}  ({r['clean_passes']}/{r['passes']} clean passes)")
+    print(json.dumps({"impl": args.impl, "core": args.core, "results": results}))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()

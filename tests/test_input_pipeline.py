@@ -1,0 +1,68 @@
+"""The big_vision training stream end to end: the number of host workers does not change it, and a
+resumed run continues from the exact data position with the same device-side augmentation."""
+
+import dataclasses
+import gc
+import shutil
+
+import numpy as np
+import pytest
+
+from frx import tracking
+from frx.config import CheckpointConfig, DataConfig, EvalConfig, ScheduleConfig
+from frx.data import pipeline
+from frx.data.ops import make_pipeline
+from frx.data.tfds import TfdsSource
+from frx.train import train
+from tests.conftest import tiny_config
+from tests.data_fixtures import class_label_feature, encode_image, write_tfds_dataset
+
+
+def _tfds_train(tmp_path, photo, n=40):
+    records = [{"image": encode_image(photo[5 * i : 5 * i + 300, 3 * i : 3 * i + 260]), "label": i % 4}
+               for i in range(n)]
+    features = {"image": {}, "label": class_label_feature(4)}
+    return write_tfds_dataset(tmp_path, "imagenet2012", "5.1.0", {"train": records}, features, shards=3)
+
+
+def _first_batches(source, workers: int, threads: int, count: int = 4):
+    pp = make_pipeline("decode|inception_crop(24)|flip_lr")
+    ds = pipeline.make_train_dataset(source, pp, batch_size=8, seed=3)
+    it = pipeline.make_train_iterator(ds, threads=threads, workers=workers)
+    batches = [next(it) for _ in range(count)]
+    if hasattr(it, "close"):
+        it.close()
+    del it
+    gc.collect()
+    return batches
+
+
+def test_worker_processes_and_threads_do_not_change_the_stream(tmp_path, photo):
+    source = TfdsSource(_tfds_train(tmp_path, photo), "train")
+    reference = _first_batches(source, workers=0, threads=1)
+    for workers, threads in ((0, 4), (2, 1)):
+        for expected, got in zip(reference, _first_batches(source, workers=workers, threads=threads)):
+            np.testing.assert_array_equal(expected["image"], got["image"])
+            np.testing.assert_array_equal(expected["label"], got["label"])
+
+
+@pytest.mark.slow  # two tiny training runs (~10 s each on 2 idle cores)
+def test_resumed_run_continues_the_data_and_augmentation_stream_exactly(tmp_path):
+    base = tiny_config(
+        total_steps=4,
+        data=dataclasses.replace(tiny_config().data, mixup_p=0.2,
+                                 pp_train="decode|inception_crop(16, 30)|flip_lr|randaug(2, 10)|value_range(-1, 1)"),
+        schedule=ScheduleConfig(decay="constant", warmup_steps=0),
+        ckpt=CheckpointConfig(every_steps=2, async_save=False),
+        eval=EvalConfig(every_steps=0, at_start=False, splits=()),
+    )
+    workdir = tmp_path / "run"
+    train(dataclasses.replace(base, workdir=str(workdir)))
+
+    def losses():
+        return {r["step"]: r["train/loss"] for r in tracking.read_metrics(str(workdir)) if "train/loss" in r}
+
+    straight = losses()
+    shutil.rmtree(workdir / "checkpoints" / "4")  # as if killed after the step-2 checkpoint
+    train(dataclasses.replace(base, workdir=str(workdir)))  # resumes at step 2, redoes steps 3 and 4
+    assert sorted(straight) == [1, 2, 3, 4] and losses() == straight  # bit-identical
