@@ -8,7 +8,7 @@ RandAugment on this device gives bit-identical images to the one-image reference
 separately, as TF does) on real-photo crops.
 
     python benchmarks/device_augment.py --batch 32 --steps 4                     # CPU (this machine)
-    python benchmarks/device_augment.py --batch 256 --steps 20 --dtype bfloat16  # one GPU
+    bash benchmarks/gpu_augment.sh                                               # one GPU, via the device tool
 """
 
 from __future__ import annotations
@@ -21,12 +21,20 @@ import time
 
 
 def _photo_crops(batch: int, size: int):
+    """Crops of the photo matplotlib ships (or of frx's synthetic images where matplotlib is absent)."""
     import numpy as np
-    from matplotlib import cbook
-    from PIL import Image
 
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        photo = np.asarray(Image.open(f).convert("RGB").resize((size + 64, size + 64)))
+    try:
+        from matplotlib import cbook
+        from PIL import Image
+
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            photo = np.asarray(Image.open(f).convert("RGB").resize((size + 64, size + 64)))
+    except ImportError:
+        from frx.config import SyntheticConfig
+        from frx.data.synthetic import SyntheticSource
+
+        photo = SyntheticSource(SyntheticConfig(), "val", size + 64)[0]["image"]
     rng = np.random.default_rng(0)
     out = []
     for _ in range(batch):
@@ -64,12 +72,28 @@ def check_exactness(images, magnitude: float = 10, count: int = 32) -> int:
     return mismatches
 
 
+def _others_busy(since=None, start=None):
+    """CPU seconds of all cores from /proc/stat minus this process's; with `since`, the share of the
+    machine that other processes used since then (0 = an idle machine apart from us)."""
+    import os
+    import resource
+
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    now = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK") - usage.ru_utime - usage.ru_stime
+    if since is None:
+        return now
+    return max(0.0, now - since) / ((time.perf_counter() - start) * os.cpu_count())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=4, help="timed steps per variant (after 1 warm-up step)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--variant", default="S/16")
+    parser.add_argument("--attention", choices=["xla", "cudnn"], default="xla")
     args = parser.parse_args()
 
     import jax
@@ -85,7 +109,8 @@ def main() -> None:
 
     base = vit_s16_i1k()
     cfg = dataclasses.replace(base, batch_size=args.batch,
-                              model=dataclasses.replace(base.model, variant=args.variant, dtype=args.dtype))
+                              model=dataclasses.replace(base.model, variant=args.variant, dtype=args.dtype,
+                                                        attention=args.attention))
     mesh = sharding.make_mesh(cfg.mesh)
     images = _photo_crops(args.batch, cfg.model.image_size)
     mismatches = check_exactness(images)
@@ -100,7 +125,7 @@ def main() -> None:
     init_fn = state_lib.make_init_fn(cfg.model, tx, cfg.seed)
     trainable = optim.trainable_mask(cfg.optim, abstract_params)
 
-    def time_step(pp: str, mixup_p: float) -> tuple[float, float]:
+    def make_step(pp: str, mixup_p: float):
         run_cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, mixup_p=mixup_p))
         step = jax.jit(make_train_step(run_cfg, graphdef, tx, schedule, mesh, make_pipeline(pp).device_fn(), trainable),
                        donate_argnums=0)
@@ -108,18 +133,10 @@ def main() -> None:
         start = time.perf_counter()
         state, metrics = step(state, batch)
         jax.block_until_ready(metrics)
-        compile_s = time.perf_counter() - start
-        times = []
-        for _ in range(args.steps):
-            start = time.perf_counter()
-            state, metrics = step(state, batch)
-            jax.block_until_ready(metrics)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times), compile_s
+        return {"step": step, "state": state, "compile_s": time.perf_counter() - start}
 
-    plain, plain_compile = time_step("value_range(-1, 1)", 0.0)
-    augmented, aug_compile = time_step("randaug(2, 10)|value_range(-1, 1)", 0.2)
-
+    runs = {"plain": make_step("value_range(-1, 1)", 0.0),
+            "augmented": make_step("randaug(2, 10)|value_range(-1, 1)", 0.2)}
     device_pp = make_pipeline("randaug(2, 10)|value_range(-1, 1)").device_fn()
     onehot = jax.nn.one_hot(batch["label"], cfg.model.num_classes)
 
@@ -130,19 +147,29 @@ def main() -> None:
         return x, y
 
     jax.block_until_ready(augment_only(batch["image"], onehot, jax.random.PRNGKey(0)))
-    alone = []
-    for i in range(max(args.steps, 3)):
+    times = {"plain": [], "augmented": [], "alone": []}
+    loads = []
+    for i in range(args.steps):  # interleaved, so that both variants see the same machine
+        for name in ("plain", "augmented"):
+            run = runs[name]
+            start, busy = time.perf_counter(), _others_busy()
+            run["state"], metrics = run["step"](run["state"], batch)
+            jax.block_until_ready(metrics)
+            times[name].append(time.perf_counter() - start)
+            loads.append(_others_busy(busy, start))
         start = time.perf_counter()
         jax.block_until_ready(augment_only(batch["image"], onehot, jax.random.PRNGKey(i + 1)))
-        alone.append(time.perf_counter() - start)
-    alone = statistics.median(alone)
+        times["alone"].append(time.perf_counter() - start)
+    plain, augmented, alone = (statistics.median(times[k]) for k in ("plain", "augmented", "alone"))
+    plain_compile, aug_compile = runs["plain"]["compile_s"], runs["augmented"]["compile_s"]
 
     result = {
         "device": jax.devices()[0].device_kind, "devices": jax.device_count(), "batch": args.batch,
-        "model": args.variant, "dtype": args.dtype, "exactness_mismatches": mismatches,
+        "model": args.variant, "dtype": args.dtype, "attention": args.attention, "exactness_mismatches": mismatches,
         "step_s_plain": plain, "step_s_with_randaug_mixup": augmented, "augment_alone_s": alone,
         "overhead_fraction_of_step": (augmented - plain) / plain, "alone_fraction_of_step": alone / plain,
         "compile_s": {"plain": plain_compile, "augmented": aug_compile},
+        "other_processes_cpu_share_median": statistics.median(loads) if loads else None,
     }
     print(f"train step {plain * 1e3:.1f} ms; with randaug(2,10)+mixup {augmented * 1e3:.1f} ms "
           f"(+{100 * result['overhead_fraction_of_step']:.1f}%); augmentation alone {alone * 1e3:.1f} ms "
