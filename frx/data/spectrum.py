@@ -159,7 +159,8 @@ def write_report(out_dir: str, counts: np.ndarray, columns: np.ndarray | None, s
                        xlabel="draw", ylabel="pixel quantile")
     ax = axes[0, -1]
     values = np.arange(256)
-    ax.bar(values, fractions, width=1.0, color="tab:blue", label=f"frx ({summary['draws']} draws)")
+    ours = f"frx ({summary['draws']} draws)" if summary["draws"] else "frx (every op pair enumerated)"
+    ax.bar(values, fractions, width=1.0, color="tab:blue", label=ours)
     shown = reference > 0
     ax.plot(values[shown], reference[shown], "rx", ms=4, label=f"big_vision TF ({TF_REFERENCE_DRAWS} draws)")
     ax.set(yscale="log", xlabel="grey value", ylabel="fraction of pixels", xlim=(-2, 257),
