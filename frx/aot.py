@@ -73,10 +73,11 @@ class MemoryReport:
             ("optimizer state", self.opt),
             ("batch", self.batch),
             ("activations + temporaries", self.temporaries),
-            ("outputs not aliased", self.unaliased_outputs),
-            ("other arguments", self.arguments - self.params - self.opt - self.batch),
+            ("outputs not aliased", self.unaliased_outputs),  # nonzero when donation could not reuse a buffer
+            ("other arguments", self.arguments - self.params - self.opt - self.batch),  # step and rng: bytes
             ("total", self.total),
         ]
+        rows = [(name, n) for name, n in rows if name != "other arguments" or n >= MIB]
         lines = [self.summary, "per device:"] + [f"  {name:<27}{_size(n):>12}" for name, n in rows]
         if device_memory_gb:
             usable = device_memory_gb * GIB * memory_fraction

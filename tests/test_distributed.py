@@ -82,7 +82,8 @@ def test_bad_distributed_settings_are_refused():
 
 TINY = (
     "--batch_size 16 --model.variant mu/4 --model.width 32 --model.depth 2 --model.num_heads 2 "
-    "--model.image_size 16 --model.num_classes 4 --data.synthetic.train_size 256 --data.synthetic.val_size 64 "
+    "--model.image_size 16 --model.num_classes 4 --model.dtype float32 --data.synthetic.train_size 256 "
+    "--data.synthetic.val_size 64 "
     "--data.synthetic.num_shapes 2 --data.synthetic.num_textures 1 --data.threads 1 "
     # A constant schedule after warmup, so that a run stopped at step 3 and extended to 6 is the same
     # computation as one run of 6 steps.
