@@ -30,6 +30,27 @@ def test_mesh_sizes_resolve_minus_one_and_keep_tensor_innermost():
     np.testing.assert_array_equal(ids.reshape(-1), np.arange(8))
 
 
+class _SliceDevice:
+    """A CPU device that claims to sit in TPU slice `slice_index` (multi-slice mesh layout)."""
+
+    def __init__(self, device, slice_index):
+        self._device, self.slice_index = device, slice_index
+
+    def __getattr__(self, name):
+        return getattr(self._device, name)
+
+
+def test_with_several_slices_the_data_axis_spans_them_and_fsdp_stays_inside_one():
+    devices = [_SliceDevice(d, d.id // 4) for d in jax.devices()]  # 2 slices of 4
+    mesh = sharding.make_mesh(MeshConfig(fsdp=2), devices=devices)
+    assert dict(mesh.shape) == {"data": 4, "fsdp": 2, "tensor": 1}
+    slices = np.vectorize(lambda d: d.slice_index)(mesh.devices)[:, :, 0]
+    assert all(len(set(row)) == 1 for row in slices)  # each fsdp group within one slice
+    assert set(slices[:, 0]) == {0, 1}
+    with pytest.raises(ConfigError, match="multiple of the 2 slices"):
+        sharding.make_mesh(MeshConfig(data=1, fsdp=8), devices=devices)
+
+
 def test_mesh_errors_name_the_fix():
     with pytest.raises(ConfigError, match="multiple of 3 devices"):
         sharding.get_mesh_shape(MeshConfig(fsdp=3), 8)
