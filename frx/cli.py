@@ -2,6 +2,7 @@
 `frx --help` and `frx presets` answer at once.
 
     frx train PRESET [--workdir DIR] [--section.field VALUE ...]
+    frx aot PRESET [--devices N] [--device_memory_gb G] [--section.field VALUE ...]
     frx eval WORKDIR
     frx plot WORKDIR
     frx presets
@@ -19,6 +20,7 @@ USAGE = """usage: frx COMMAND ...
 
 commands:
   train PRESET [overrides]   train (or resume) a preset; `frx train PRESET --help` lists every override
+  aot PRESET [overrides]     compile the train step for a mesh on fake devices; print per-device memory
   eval WORKDIR               evaluate the latest checkpoint of a run folder
   plot WORKDIR               write loss / learning-rate / accuracy plots of a run folder
   presets                    list the presets with one-line descriptions
@@ -59,9 +61,40 @@ def cmd_train(argv: list[str]) -> int:
         print("usage: frx train PRESET [--workdir DIR] [overrides]\n", file=sys.stderr)
         return cmd_presets([]) or 2
     cfg = parse_train_args(argv[0], argv[1:])
+    from frx.distributed import setup_distributed
+
+    setup_distributed(cfg.dist)  # before anything touches a device
     from frx.train import train
 
     train(cfg)
+    return 0
+
+
+def cmd_aot(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="frx aot", allow_abbrev=False,
+        description="Compile the train step of PRESET ahead of time on N fake CPU devices and print the memory one "
+                    "device needs. Other options are `frx train PRESET` overrides (e.g. --mesh.fsdp 8).")
+    parser.add_argument("preset")
+    parser.add_argument("--devices", type=int, default=8, help="number of (fake CPU) devices of the mesh (default 8)")
+    parser.add_argument("--device_memory_gb", type=float, help="memory of one real device in GiB; exit status 1 if the step does not fit")
+    parser.add_argument("--memory_fraction", type=float, default=0.75,
+                        help="fraction of the device JAX may use (XLA_PYTHON_CLIENT_MEM_FRACTION, default 0.75)")
+    args, overrides = parser.parse_known_args(argv)
+    if not 0 < args.memory_fraction <= 1:
+        parser.error(f"--memory_fraction must lie in (0, 1], got {args.memory_fraction}")
+    if not any(o == "--data.root" or o.startswith("--data.root=") for o in overrides):
+        overrides = overrides + ["--data.root", "(frx aot reads no images)"]  # compiled from shapes only
+    cfg = parse_train_args(args.preset, overrides)
+    from frx import aot
+
+    aot.setup_fake_devices(args.devices)  # before JAX starts
+    from frx import sharding
+
+    report = aot.memory_report(cfg, sharding.make_mesh(cfg.mesh))
+    print(report.format(args.device_memory_gb, args.memory_fraction))
+    if args.device_memory_gb and not report.fits(args.device_memory_gb * aot.GIB * args.memory_fraction):
+        return 1
     return 0
 
 
@@ -147,7 +180,8 @@ def cmd_data(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "presets": cmd_presets, "data": cmd_data}
+COMMANDS = {"train": cmd_train, "aot": cmd_aot, "eval": cmd_eval, "plot": cmd_plot, "presets": cmd_presets,
+            "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "CheckpointConfig",
     "ConfigError",
     "DataConfig",
+    "DistConfig",
     "EvalConfig",
     "LogConfig",
     "MeshConfig",
@@ -241,10 +242,42 @@ class ScheduleConfig:
 
 @dataclasses.dataclass(frozen=True)
 class MeshConfig:
-    """Device mesh. Axis sizes of -1 take the remaining devices."""
+    """Device mesh (data, fsdp, tensor) and how parameters are laid out on it.
+
+    One axis size may be -1: it takes the remaining devices. The batch is split over data x fsdp;
+    parameters and optimizer state are split over fsdp (and tensor) as `rules` says.
+    """
 
     data: int = -1
-    """Size of the data-parallel axis."""
+    """Size of the data-parallel axis (parameters replicated along it); -1 = the remaining devices."""
+    fsdp: int = 1
+    """Size of the fully-sharded data-parallel axis: splits the batch and shards parameters and optimizer state."""
+    tensor: int = 1
+    """Size of the tensor-parallel axis: splits attention heads, MLP hidden units and classes (innermost, within a host)."""
+    rules: Literal["auto", "dp", "fsdp", "tensor"] = "auto"
+    """Parameter layout: dp replicates, fsdp shards over the fsdp axis, tensor adds head/MLP/class sharding; auto picks from the axis sizes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DistConfig:
+    """Multi-process start-up (`jax.distributed.initialize`), done before JAX touches a device.
+
+    In "auto" mode a run joins a cluster when a coordinator is given or the launcher is detected:
+    SLURM (srun with several tasks), Open MPI (mpirun), a TPU VM, or a Kubernetes indexed Job.
+    """
+
+    mode: Literal["auto", "on", "off"] = "auto"
+    """auto: initialise when a coordinator is given or a multi-process launcher is detected; on: always; off: never."""
+    coordinator_address: str | None = None
+    """host:port of process 0 (not needed under SLURM, Open MPI, TPU VMs or Kubernetes)."""
+    num_processes: int | None = None
+    """Total number of processes (detected from the launcher when unset)."""
+    process_id: int | None = None
+    """Index of this process in [0, num_processes) (detected from the launcher when unset)."""
+    local_device_ids: tuple[int, ...] | None = None
+    """Accelerators this process drives; default: all of them, or its own GPU when the launcher starts one process per GPU."""
+    initialization_timeout: int = 300
+    """Seconds to wait for all processes to join."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,6 +352,8 @@ class TrainConfig:
     """The learning-rate schedule."""
     mesh: MeshConfig = MeshConfig()
     """The device mesh."""
+    dist: DistConfig = DistConfig()
+    """Multi-process (multi-host) start-up."""
     ckpt: CheckpointConfig = CheckpointConfig()
     """Checkpointing."""
     eval: EvalConfig = EvalConfig()
@@ -419,13 +454,38 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if d.workers < 0 or d.threads < 0:
         raise ConfigError("data.workers and data.threads must be >= 0")
 
-    if cfg.mesh.data == 0 or cfg.mesh.data < -1:
-        raise ConfigError(f"mesh.data must be -1 (all devices) or positive, got {cfg.mesh.data}")
+    _validate_mesh(cfg.mesh)
+    _validate_dist(cfg.dist)
     if cfg.ckpt.every_steps < 0 or cfg.ckpt.keep < 1:
         raise ConfigError("ckpt.every_steps must be >= 0 and ckpt.keep >= 1")
     if cfg.eval.every_steps < 0 or cfg.eval.batch_size < 0 or cfg.log.every_steps < 1:
         raise ConfigError("eval.every_steps and eval.batch_size must be >= 0, log.every_steps >= 1")
     return cfg
+
+
+def _validate_mesh(mesh: MeshConfig) -> None:
+    sizes = {"data": mesh.data, "fsdp": mesh.fsdp, "tensor": mesh.tensor}
+    for name, size in sizes.items():
+        if size == 0 or size < -1:
+            raise ConfigError(f"mesh.{name} must be -1 (the remaining devices) or positive, got {size}")
+    if list(sizes.values()).count(-1) > 1:
+        rest = [n for n, v in sizes.items() if v == -1]
+        raise ConfigError(f"only one mesh axis can take the remaining devices, but {rest} are all -1; give sizes to all but one")
+    if mesh.rules == "dp" and (mesh.fsdp != 1 or mesh.tensor != 1):
+        raise ConfigError("mesh.rules=dp replicates parameters, so mesh.fsdp and mesh.tensor must be 1; use --mesh.rules fsdp or tensor")
+    if mesh.rules == "fsdp" and mesh.tensor != 1:
+        raise ConfigError("mesh.rules=fsdp leaves the tensor axis unused; use --mesh.rules tensor or --mesh.tensor 1")
+
+
+def _validate_dist(dist: DistConfig) -> None:
+    if dist.num_processes is not None and dist.num_processes < 1:
+        raise ConfigError(f"dist.num_processes must be positive, got {dist.num_processes}")
+    if dist.process_id is not None and not 0 <= dist.process_id < (dist.num_processes or dist.process_id + 1):
+        raise ConfigError(f"dist.process_id {dist.process_id} must lie in [0, dist.num_processes={dist.num_processes})")
+    if dist.coordinator_address is not None and not re.fullmatch(r"\[?[\w.:-]+\]?:\d+", dist.coordinator_address):
+        raise ConfigError(f"dist.coordinator_address must be host:port, got {dist.coordinator_address!r}")
+    if dist.initialization_timeout <= 0:
+        raise ConfigError(f"dist.initialization_timeout must be positive, got {dist.initialization_timeout}")
 
 
 # --------------------------------------------------------------------------------------------------

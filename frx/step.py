@@ -17,10 +17,18 @@ from frx.config import TrainConfig
 from frx.data.device_ops import mixup
 
 
-def make_train_step(cfg: TrainConfig, graphdef, tx, schedule, mesh, device_pp, trainable):
-    """(state, batch) -> (state, metrics). Batch: uint8 images and int labels, sharded on the batch."""
+def make_train_step(cfg: TrainConfig, graphdef, tx, schedule, mesh, device_pp, trainable, param_sharding=None):
+    """(state, batch) -> (state, metrics). Batch: uint8 images and int labels, sharded on the batch.
+
+    `param_sharding` (a tree of shardings like the params) keeps gradients in the parameters' layout,
+    so under FSDP each device only ever holds its shard of the summed gradient (a reduce-scatter).
+    """
     num_classes, accum = cfg.model.num_classes, cfg.grad_accum
-    shards = mesh.shape[sharding.DATA_AXIS]
+    shards = sharding.num_batch_shards(mesh)
+    batch_axes = sharding.batch_spec(mesh)[0]
+
+    def keep_layout(grads):
+        return grads if param_sharding is None else jax.lax.with_sharding_constraint(grads, param_sharding)
 
     def loss_fn(params, images, labels):
         logits = nnx.merge(graphdef, params)(images)
@@ -30,24 +38,25 @@ def make_train_step(cfg: TrainConfig, graphdef, tx, schedule, mesh, device_pp, t
         # Micro-batch i takes rows i*b..(i+1)*b of every device's shard, so each micro-batch stays
         # spread over all devices (a contiguous split would put it on 1/accum of them).
         x = x.reshape((shards, accum, -1) + x.shape[1:]).swapaxes(0, 1).reshape((accum, -1) + x.shape[1:])
-        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P(None, sharding.DATA_AXIS)))
+        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P(None, batch_axes)))
 
     def step_fn(state, batch):
         step, params = state["step"], state["params"]
         rng_pp, rng_mix = jax.random.split(jax.random.fold_in(state["rng"], step))
-        images = device_pp(batch["image"], rng_pp)
+        images = sharding.constrain(device_pp(batch["image"], rng_pp), ("batch", None, None, None))
         labels = jax.nn.one_hot(batch["label"], num_classes)
         if cfg.data.mixup_p:
             images, labels, _ = mixup(rng_mix, images, labels, p=cfg.data.mixup_p, num_shards=shards)
 
         if accum == 1:
             loss, grads = jax.value_and_grad(loss_fn)(params, images, labels)
+            grads = keep_layout(grads)
         else:
             def accumulate(carry, micro):
                 loss, grads = jax.value_and_grad(loss_fn)(params, *micro)
-                return jax.tree.map(jnp.add, carry, (loss, grads)), None
+                return jax.tree.map(jnp.add, carry, (loss, keep_layout(grads))), None
 
-            zero = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+            zero = (jnp.zeros((), jnp.float32), keep_layout(jax.tree.map(jnp.zeros_like, params)))
             (loss, grads), _ = jax.lax.scan(accumulate, zero, (micro_batches(images), micro_batches(labels)))
             loss, grads = jax.tree.map(lambda x: x / accum, (loss, grads))
 
@@ -62,4 +71,4 @@ def make_train_step(cfg: TrainConfig, graphdef, tx, schedule, mesh, device_pp, t
         }
         return {"params": params, "opt": opt_state, "step": step + 1, "rng": state["rng"]}, metrics
 
-    return step_fn
+    return sharding.under_mesh(step_fn, mesh)

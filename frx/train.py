@@ -71,6 +71,8 @@ class RunSetup:
     schedule: object
     tx: optax.GradientTransformation
     init_fn: object
+    state_sharding: dict
+    """Shardings of the train state: parameters and optimizer state laid out by the mesh rules."""
 
     def evaluators(self) -> list[ClassificationEvaluator]:
         cfg = self.cfg
@@ -103,7 +105,10 @@ def setup(cfg: TrainConfig) -> RunSetup:
     schedule = schedules.make(cfg.schedule, durations.total_steps, durations.warmup_steps)
     tx = optim.make(cfg.optim, schedule, abstract_params)
     init_fn = state_lib.make_init_fn(cfg.model, tx, cfg.seed)
-    return RunSetup(cfg, mesh, sources, train_pp, eval_pp, durations, graphdef, abstract_params, schedule, tx, init_fn)
+    params_sharding = sharding.param_shardings(abstract_params, mesh, sharding.resolve_rules(cfg.mesh, mesh))
+    state_sharding = sharding.state_shardings(init_fn, params_sharding, mesh)
+    return RunSetup(cfg, mesh, sources, train_pp, eval_pp, durations, graphdef, abstract_params, schedule, tx, init_fn,
+                    state_sharding)
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
@@ -121,23 +126,24 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     checkpointer = ckpt.Checkpointer(workdir, cfg.ckpt)
     writer = tracking.MetricsWriter(workdir, tensorboard=cfg.log.tensorboard, enabled=is_main)
     train_source = run.sources["train"]
+    rows_index, rows_count = sharding.process_batch_slice(mesh)  # this process's rows of each batch
     train_ds = pipeline.make_train_dataset(
         train_source, run.train_pp, batch_size=cfg.batch_size, seed=cfg.seed,
-        process_index=jax.process_index(), process_count=jax.process_count(),
+        process_index=rows_index, process_count=rows_count,
     )
     data_iter = pipeline.make_train_iterator(train_ds, threads=cfg.data.threads, workers=cfg.data.workers)
 
     start = checkpointer.latest_step()
     if start is not None:
         state, data_state = checkpointer.restore(
-            start, state_lib.abstract_state(run.init_fn, replicated), meta=_model_fingerprint(cfg)
+            start, state_lib.abstract_state(run.init_fn, run.state_sharding), meta=_model_fingerprint(cfg)
         )
         data_iter.set_state(data_state)
         writer.truncate_after(start)
         _say(is_main, f"resumed {workdir} at step {start}/{total}")
     else:
         start = 0
-        state = jax.jit(run.init_fn, out_shardings=replicated)()
+        state = jax.jit(run.init_fn, out_shardings=run.state_sharding)()
         if is_main:
             tracking.write_json_atomic(os.path.join(workdir, tracking.CONFIG_FILE), to_dict(cfg))
             tracking.write_json_atomic(os.path.join(workdir, tracking.RUN_INFO_FILE), {
@@ -148,8 +154,9 @@ def train(cfg: TrainConfig) -> dict[str, float]:
 
     trainable = optim.trainable_mask(cfg.optim, abstract_params)
     train_step = jax.jit(
-        make_train_step(cfg, run.graphdef, tx, run.schedule, mesh, run.train_pp.device_fn(), trainable),
-        donate_argnums=0,
+        make_train_step(cfg, run.graphdef, tx, run.schedule, mesh, run.train_pp.device_fn(), trainable,
+                        param_sharding=run.state_sharding["params"]),
+        donate_argnums=0, out_shardings=(run.state_sharding, replicated),
     )
     evaluators = run.evaluators()
     _say(is_main, _describe(cfg, durations, abstract_params, mesh, workdir))
@@ -227,7 +234,7 @@ def evaluate_run(workdir: str, splits: list[str] | None = None) -> dict[str, flo
     step = checkpointer.latest_step()
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}")
-    abstract = state_lib.abstract_state(run.init_fn, sharding.replicated(run.mesh))
+    abstract = state_lib.abstract_state(run.init_fn, run.state_sharding)
     state, _ = checkpointer.restore(step, abstract, meta=_model_fingerprint(cfg))
     checkpointer.close()
     results = {"step": float(step)}
@@ -251,8 +258,7 @@ def _describe(cfg, durations, params, mesh, workdir) -> str:
     return (
         f"frx train {cfg.name}: ViT width {dims.width} depth {dims.depth} heads {dims.num_heads} "
         f"patch {dims.patch_size} ({n:,} params) | {durations.total_steps} steps of batch {cfg.batch_size} "
-        f"(warmup {durations.warmup_steps}) | {mesh.shape[sharding.DATA_AXIS]} {jax.devices()[0].platform} "
-        f"device(s) | {workdir}"
+        f"(warmup {durations.warmup_steps}) | {sharding.describe(cfg.mesh, mesh)} | {workdir}"
     )
 
 

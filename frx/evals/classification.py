@@ -43,13 +43,14 @@ class ClassificationEvaluator:
                  image_size: int, mesh, threads: int = 2):
         self.name, self.source, self.pp, self.mesh = name, source, pp, mesh
         self.batch_size, self.image_size, self.threads = batch_size, image_size, threads
-        self.step = jax.jit(make_eval_step(graphdef, pp.device_fn(), num_classes))
+        self.step = jax.jit(sharding.under_mesh(make_eval_step(graphdef, pp.device_fn(), num_classes), mesh))
 
     def run(self, params) -> dict[str, float]:
         totals = {"correct": 0.0, "loss": 0.0, "count": 0.0}
+        index, count = sharding.process_batch_slice(self.mesh)
         batches = pipeline.eval_batches(
             self.source, self.pp, batch_size=self.batch_size, image_shape=(self.image_size, self.image_size, 3),
-            process_index=jax.process_index(), process_count=jax.process_count(), threads=self.threads,
+            process_index=index, process_count=count, threads=self.threads,
         )
         pending = [self.step(params, sharding.put_batch(b, self.mesh)) for b in batches]
         for sums in jax.device_get(pending):

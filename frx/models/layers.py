@@ -16,6 +16,7 @@ import numpy as np
 from flax import nnx
 
 from frx.models import kernels
+from frx.sharding import constrain
 
 F32 = jnp.float32
 Initializer = Callable[..., jax.Array]
@@ -115,7 +116,8 @@ class Attention(nnx.Module):
 
     def __call__(self, x_BND: jax.Array, kv_BMD: jax.Array | None = None) -> jax.Array:
         kv_BMD = x_BND if kv_BMD is None else kv_BMD
-        q, k, v = self.q(x_BND), self.k(kv_BMD), self.v(kv_BMD)
+        heads = ("batch", None, "heads", None)
+        q, k, v = (constrain(t, heads) for t in (self.q(x_BND), self.k(kv_BMD), self.v(kv_BMD)))
         out = kernels.attention(q, k, v, scale=self.scale, impl=self.impl)
         return self.out(out).astype(F32)
 
@@ -129,7 +131,8 @@ class Mlp(nnx.Module):
         self.fc2 = Dense((mlp_dim,), (width,), **kw)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.fc2(jax.nn.gelu(self.fc1(x), approximate=True)).astype(F32)
+        hidden = constrain(self.fc1(x), ("batch",) + (None,) * (x.ndim - 2) + ("mlp",))
+        return self.fc2(jax.nn.gelu(hidden, approximate=True)).astype(F32)
 
 
 class EncoderBlock(nnx.Module):

@@ -12,6 +12,7 @@ from flax import nnx
 
 from frx.config import ModelConfig
 from frx.models import layers
+from frx.sharding import constrain
 
 F32 = jnp.float32
 
@@ -62,8 +63,10 @@ class ViT(nnx.Module):
         x = self.embedding(images_BHWC) + self.position_embedding()
         if self.pool == "tok":
             x = jnp.concatenate([jnp.broadcast_to(self.cls[...], (x.shape[0], 1, x.shape[2])), x], axis=1)
+        # The residual stream is split over the batch only (data x fsdp) and whole on every device.
+        x = constrain(x, ("batch", None, None))
         for block in self.blocks:
-            x = block(x)
+            x = constrain(block(x), ("batch", None, None))
         tokens = self.encoder_norm(x)
         if self.pool == "gap":
             pooled = jnp.mean(tokens, axis=1)
@@ -75,4 +78,4 @@ class ViT(nnx.Module):
         return {"tokens": tokens, "pooled": pooled, "pre_logits": pre_logits}
 
     def __call__(self, images_BHWC: jax.Array) -> jax.Array:
-        return self.head(self.features(images_BHWC)["pre_logits"])
+        return constrain(self.head(self.features(images_BHWC)["pre_logits"]), ("batch", "classes"))

@@ -1,0 +1,150 @@
+"""`frx aot PRESET`: compile the train step ahead of time, from shapes only, for a given mesh, and
+report what one device must hold, before any real hardware is used.
+
+    frx aot vit_b16_i1k --devices 8 --device_memory_gb 80
+    frx aot vit_b16_i1k --model.variant L/16 --mesh.fsdp 8 --devices 8 --device_memory_gb 40
+
+The step is exactly the one `frx train` runs (same model, optimizer, device-side augmentation,
+shardings and donation), lowered with `jax.ShapeDtypeStruct`s on N fake CPU devices. Parameters,
+optimizer state and the batch are counted from their shardings; temporaries (activations kept for
+the backward pass, gradients, collective buffers) come from XLA's memory analysis of the compiled
+program. XLA:CPU fuses and schedules differently from XLA:GPU/TPU, so temporaries are an estimate;
+parameter and optimizer bytes are exact.
+
+JAX preallocates 75% of a GPU's memory by default (XLA_PYTHON_CLIENT_MEM_FRACTION), so the check
+compares against that fraction of the device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from frx.config import ConfigError, TrainConfig
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+def setup_fake_devices(count: int) -> None:
+    """Makes JAX see `count` CPU devices; must run before JAX initialises its backend."""
+    if count < 1:
+        raise ConfigError(f"--devices must be positive, got {count}")
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    os.environ["JAX_NUM_CPU_DEVICES"] = str(count)
+    import jax
+
+    try:
+        jax.config.update("jax_platforms", "cpu")
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:  # the backend already started (e.g. inside a test); checked below
+        pass
+    if jax.device_count() != count or jax.devices()[0].platform != "cpu":
+        raise ConfigError(
+            f"JAX already started with {jax.device_count()} {jax.devices()[0].platform} devices; run `frx aot` in a "
+            f"fresh process (or pass --devices {jax.device_count()})"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryReport:
+    """Bytes one device holds while running one train step."""
+
+    summary: str
+    params: int
+    opt: int
+    batch: int
+    temporaries: int
+    unaliased_outputs: int
+    arguments: int
+
+    @property
+    def total(self) -> int:
+        # Arguments (the donated state and the batch) + the step's scratch space + outputs that could
+        # not reuse a donated buffer (XLA's alias analysis).
+        return self.arguments + self.temporaries + self.unaliased_outputs
+
+    def fits(self, device_bytes: float) -> bool:
+        return self.total <= device_bytes
+
+    def format(self, device_memory_gb: float | None = None, memory_fraction: float = 0.75) -> str:
+        rows = [
+            ("parameters", self.params),
+            ("optimizer state", self.opt),
+            ("batch", self.batch),
+            ("activations + temporaries", self.temporaries),
+            ("outputs not aliased", self.unaliased_outputs),  # nonzero when donation could not reuse a buffer
+            ("other arguments", self.arguments - self.params - self.opt - self.batch),  # step and rng: bytes
+            ("total", self.total),
+        ]
+        rows = [(name, n) for name, n in rows if name != "other arguments" or n >= MIB]
+        lines = [self.summary, "per device:"] + [f"  {name:<27}{_size(n):>12}" for name, n in rows]
+        if device_memory_gb:
+            usable = device_memory_gb * GIB * memory_fraction
+            verdict = "fits" if self.fits(usable) else "does NOT fit"
+            lines.append(f"{verdict} in {memory_fraction:.0%} of {device_memory_gb:g} GiB = {_size(usable)} "
+                         f"({self.total / usable:.0%} used)")
+        return "\n".join(lines)
+
+
+def _size(n: float) -> str:
+    return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / MIB:.1f} MiB"
+
+
+def compile_train_step(cfg: TrainConfig, mesh):
+    """(compiled step, abstract state, abstract batch) for `cfg` on `mesh`, from shapes only."""
+    import jax
+    import jax.numpy as jnp
+
+    from frx import optim, schedules, sharding
+    from frx import state as state_lib
+    from frx.config import validate
+    from frx.data.ops import make_pipeline
+    from frx.step import make_train_step
+
+    validate(cfg)
+    sharding.check_batch(cfg, mesh)
+    graphdef, abstract_params = state_lib.abstract_model(cfg.model, cfg.seed)
+    # The schedule's length only changes constants inside the step, not its shapes or memory, and
+    # a length in epochs would need the dataset; steps are used as given, else a placeholder length.
+    warmup = cfg.schedule.warmup_steps or 0
+    schedule = schedules.make(cfg.schedule, max(cfg.total_steps or 0, warmup + 1), warmup)
+    tx = optim.make(cfg.optim, schedule, abstract_params)
+    init_fn = state_lib.make_init_fn(cfg.model, tx, cfg.seed)
+    params_sharding = sharding.param_shardings(abstract_params, mesh, sharding.resolve_rules(cfg.mesh, mesh))
+    state_sharding = sharding.state_shardings(init_fn, params_sharding, mesh)
+    step = make_train_step(cfg, graphdef, tx, schedule, mesh, make_pipeline(cfg.data.pp_train).device_fn(),
+                           optim.trainable_mask(cfg.optim, abstract_params), param_sharding=params_sharding)
+    abstract_state = state_lib.abstract_state(init_fn, state_sharding)
+    size, batch_sharding = cfg.model.image_size, sharding.batch_sharding(mesh)
+    abstract_batch = {
+        "image": jax.ShapeDtypeStruct((cfg.batch_size, size, size, 3), jnp.uint8, sharding=batch_sharding),
+        "label": jax.ShapeDtypeStruct((cfg.batch_size,), jnp.int32, sharding=batch_sharding),
+    }
+    jitted = jax.jit(step, donate_argnums=0, out_shardings=(state_sharding, sharding.replicated(mesh)))
+    return jitted.lower(abstract_state, abstract_batch).compile(), abstract_state, abstract_batch
+
+
+def memory_report(cfg: TrainConfig, mesh) -> MemoryReport:
+    """Per-device memory of one train step of `cfg` on `mesh`."""
+    import jax
+
+    from frx import sharding
+
+    compiled, state, batch = compile_train_step(cfg, mesh)
+    stats = compiled.memory_analysis()
+    dims = cfg.model.dims()
+    num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
+    summary = (
+        f"frx aot {cfg.name}: ViT {cfg.model.variant} width {dims.width} depth {dims.depth} ({num_params / 1e6:.1f}M params, "
+        f"{cfg.model.dtype}), batch {cfg.batch_size} (grad_accum {cfg.grad_accum}), {sharding.describe(cfg.mesh, mesh)}"
+    )
+    return MemoryReport(
+        summary=summary,
+        params=sharding.bytes_per_device(state["params"]),
+        opt=sharding.bytes_per_device(state["opt"]),
+        batch=sharding.bytes_per_device(batch),
+        temporaries=stats.temp_size_in_bytes,
+        unaliased_outputs=max(stats.output_size_in_bytes - stats.alias_size_in_bytes, 0),
+        arguments=stats.argument_size_in_bytes,
+    )

@@ -1,0 +1,47 @@
+"""`frx aot`: the train step compiled from shapes for a mesh, and the per-device memory it reports."""
+
+import pytest
+
+from frx import aot, cli, sharding
+from frx.config import ConfigError, MeshConfig
+from tests.conftest import tiny_config
+from tests.test_distributed import TINY
+
+
+def _report(**overrides):
+    cfg = tiny_config(**overrides)
+    return aot.memory_report(cfg, sharding.make_mesh(cfg.mesh))
+
+
+def test_memory_report_counts_sharded_state_batch_and_activations():
+    dp = _report(batch_size=16, mesh=MeshConfig(data=8))
+    fsdp = _report(batch_size=16, mesh=MeshConfig(fsdp=8))
+    big_batch = _report(batch_size=64, mesh=MeshConfig(data=8))
+    for report in (dp, fsdp, big_batch):
+        # The compiled step's arguments are exactly the state and batch shards (+ int32 step, uint32[2] rng).
+        assert report.arguments == report.params + report.opt + report.batch + 4 + 8
+        assert report.total == report.arguments + report.temporaries + report.unaliased_outputs
+    assert dp.params == 4 * 27_172  # the whole float32 model on every device
+    assert dp.opt == 2 * dp.params + 8  # Adam's mu and nu, and two int32 counts (Adam's and the schedule's)
+    assert 1 / 8 <= fsdp.params / dp.params < 1 / 8 + 0.002
+    assert 1 / 8 <= fsdp.opt / dp.opt < 1 / 8 + 0.002
+    assert dp.batch == fsdp.batch == 16 * (16 * 16 * 3 + 4) // 8
+    # Activations kept for the backward pass grow with the batch each device processes.
+    assert big_batch.temporaries > 3 * dp.temporaries
+    assert dp.fits(dp.total) and not dp.fits(dp.total - 1)
+    assert "fits in 75% of 80 GiB = 60.00 GiB (0% used)" in dp.format(device_memory_gb=80)
+
+
+def test_aot_command_prints_memory_and_fails_when_the_step_does_not_fit(capsys):
+    args = ["demo", *TINY, "--total_steps", "10", "--mesh.fsdp", "8", "--devices", "8"]
+    assert cli.cmd_aot(args + ["--device_memory_gb", "0.0001"]) == 1
+    out = capsys.readouterr().out
+    assert "mesh data=1 fsdp=8 tensor=1, rules fsdp" in out
+    for row in ("parameters", "optimizer state", "activations + temporaries", "total"):
+        assert row in out
+    assert "does NOT fit in 75% of 0.0001 GiB" in out
+
+
+def test_aot_refuses_a_device_count_jax_cannot_switch_to():
+    with pytest.raises(ConfigError, match="JAX already started with 8 cpu devices"):
+        cli.cmd_aot(["demo", *TINY, "--total_steps", "10", "--devices", "4"])
