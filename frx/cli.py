@@ -13,7 +13,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
+import re
 import sys
 
 USAGE = """usage: frx COMMAND ...
@@ -48,12 +51,51 @@ def parse_train_args(preset_name: str, args: list[str]):
     from frx.config import validate
 
     preset = presets.get(preset_name)
-    cfg = tyro.cli(type(preset), default=preset, args=args, prog=f"frx train {preset_name}",
-                   description=presets.describe(preset_name), use_underscores=True,
-                   config=(tyro.conf.FlagConversionOff,))
+    cfg = _one_line_errors(lambda: tyro.cli(
+        type(preset), default=preset, args=args, prog=f"frx train {preset_name}",
+        description=presets.describe(preset_name), use_underscores=True, config=(tyro.conf.FlagConversionOff,),
+    ), f"frx train {preset_name} --help")
     cfg = _keep_given(preset, cfg, _DURATIONS)
     cfg = dataclasses.replace(cfg, schedule=_keep_given(preset.schedule, cfg.schedule, _WARMUPS))
     return validate(cfg)
+
+
+def _one_line_errors(parse, help_command: str):
+    """Runs a tyro parse; its boxed, multi-line error becomes a ConfigError of one line."""
+    from frx.config import ConfigError
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            result = parse()
+    except SystemExit as e:
+        if e.code in (0, None):  # --help
+            sys.stderr.write(captured.getvalue())
+            raise
+        raise ConfigError(f"{condense_tyro_error(captured.getvalue()).rstrip('.')}; see {help_command}") from None
+    sys.stderr.write(captured.getvalue())
+    return result
+
+
+def condense_tyro_error(text: str) -> str:
+    """The first paragraph of a tyro error box on one line, plus its "Perhaps you meant" hint."""
+    rows = [re.sub(r"^[\s│╭╰─]*|[\s│╮╯─]*$", "", line) for line in text.splitlines()]
+    paragraphs, current = [], []
+    for row in rows + [""]:
+        if row:
+            current.append(row)
+        elif current:
+            paragraphs.append(current)
+            current = []
+    if not paragraphs:
+        return "invalid command line"
+    title, body = paragraphs[0][0], paragraphs[0][1:]
+    message = " ".join(body) if body else title
+    for paragraph in paragraphs[1:]:
+        if paragraph[0].startswith("Perhaps you meant") and len(paragraph) > 1:
+            message += f" (perhaps you meant {paragraph[1].split()[0]})"
+            break
+    return message
 
 
 def cmd_train(argv: list[str]) -> int:
@@ -197,8 +239,13 @@ def main(argv: list[str] | None = None) -> None:
         from frx import launch
 
         launch.maybe_reexec(argv)
+    from frx.errors import RunError
+
     try:
         sys.exit(COMMANDS[argv[0]](argv[1:]))
     except (ConfigError, FileNotFoundError) as e:
         print(f"frx: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except RunError as e:  # the run started and stopped; its checkpoints are intact (frx.errors)
+        print(f"frx: error: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
+import typing
 from typing import Literal
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "DataConfig",
     "DistConfig",
     "EvalConfig",
+    "FaultConfig",
     "LogConfig",
     "MeshConfig",
     "ModelConfig",
@@ -282,14 +285,23 @@ class DistConfig:
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
-    """Orbax checkpoints of parameters, optimizer state, step, RNG and data position."""
+    """Orbax checkpoints of parameters, optimizer state, step, RNG and data position.
+
+    Permanent checkpoints are the step-based ones (every `every_steps`, and the last step); temporary
+    ones are written by the clock (`every_minutes`) or on SIGTERM/SIGINT, and only the newest
+    checkpoint of that kind survives once a newer checkpoint is complete (docs/reliability.md).
+    """
 
     every_steps: int = 1000
-    """Save every this many steps (and always at the end); 0 saves only at the end."""
+    """Save a permanent checkpoint every this many steps (and always at the end); 0 saves only at the end."""
     keep: int = 2
-    """Number of most recent checkpoints to keep."""
+    """Number of most recent permanent checkpoints to keep."""
     keep_every_steps: int = 0
-    """Also keep every checkpoint whose step is a multiple of this (0 = none)."""
+    """Also keep every permanent checkpoint whose step is a multiple of this (0 = none); a multiple of every_steps."""
+    every_minutes: float = 30.0
+    """Also save a temporary checkpoint when this many minutes passed since the last save (0 = off)."""
+    save_on_signal: bool = True
+    """On SIGTERM/SIGINT, save a checkpoint at the next step boundary and exit 0 (a second signal exits at once)."""
     async_save: bool = True
     """Write checkpoints in the background while training continues."""
 
@@ -320,6 +332,20 @@ class LogConfig:
     """Show a progress bar with img/s and ETA."""
     plots: bool = True
     """Write loss, learning-rate and accuracy plots at the end of the run."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultConfig:
+    """What the loop does when a step produces a non-finite loss or gradient (docs/reliability.md).
+
+    The check costs no host sync per step: the step counts faults in the training state and the loop
+    reads the count where it already waits for the device (metrics, evaluations, checkpoints).
+    """
+
+    nonfinite: Literal["stop", "skip"] = "stop"
+    """stop: end the run with an error naming the faulty step (no checkpoint is written after it); skip: keep that step's parameters and optimizer moments, count it, go on."""
+    max_skipped_steps: int = 100
+    """With nonfinite=skip, stop anyway once more than this many steps were skipped."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,6 +386,8 @@ class TrainConfig:
     """Evaluation."""
     log: LogConfig = LogConfig()
     """Logging."""
+    faults: FaultConfig = FaultConfig()
+    """Handling of non-finite losses and gradients."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -370,8 +398,23 @@ def _count_set(*values) -> int:
     return sum(v is not None for v in values)
 
 
+def _check_choices(cfg, prefix: str = "") -> None:
+    """Literal-typed fields hold one of their choices (the CLI checks this; Python callers may not)."""
+    hints = typing.get_type_hints(type(cfg))
+    for field in dataclasses.fields(cfg):
+        value, hint = getattr(cfg, field.name), hints[field.name]
+        if dataclasses.is_dataclass(value):
+            _check_choices(value, f"{prefix}{field.name}.")
+        elif typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
+            choices = ", ".join(map(str, typing.get_args(hint)))
+            raise ConfigError(f"{prefix}{field.name} must be one of {choices}; got {value!r}")
+
+
 def validate(cfg: TrainConfig) -> TrainConfig:
     """Returns `cfg` unchanged or raises ConfigError naming the problem and the fix."""
+    _check_choices(cfg)
+    if cfg.seed < 0:
+        raise ConfigError(f"seed must be >= 0 (it seeds NumPy and Grain as well as JAX), got {cfg.seed}")
     m = cfg.model
     dims = m.dims()
     for field in ("width", "depth", "mlp_dim", "num_heads", "patch_size"):
@@ -418,10 +461,16 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise ConfigError(f"schedule.{name} must be >= 0, got {value}")
     if s.decay == "rsqrt" and s.timescale <= 0:
         raise ConfigError(f"schedule.timescale must be positive, got {s.timescale}")
+    if s.power <= 0 or s.cooldown_steps < 0:
+        raise ConfigError(f"schedule.power must be positive and schedule.cooldown_steps >= 0, got {s.power}, {s.cooldown_steps}")
 
     o = cfg.optim
-    if not o.lr > 0:
-        raise ConfigError(f"optim.lr must be positive, got {o.lr}")
+    if not (o.lr > 0 and math.isfinite(o.lr)):
+        raise ConfigError(f"optim.lr must be positive and finite, got {o.lr}")
+    if o.name == "adam" and not o.eps > 0:
+        raise ConfigError(f"optim.eps must be positive (Adam divides by sqrt(v) + eps), got {o.eps}")
+    if o.name == "sgd" and not 0 <= o.momentum < 1:
+        raise ConfigError(f"optim.momentum must lie in [0, 1), got {o.momentum}")
     if o.wd < 0 or o.grad_clip_norm < 0:
         raise ConfigError("optim.wd and optim.grad_clip_norm must be >= 0")
     if not (0 <= o.b1 < 1 and 0 <= o.b2 < 1):
@@ -446,6 +495,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"data.minival_fraction must lie in [0, 1), got {d.minival_fraction}")
     if d.mixup_p < 0:
         raise ConfigError(f"data.mixup_p must be >= 0, got {d.mixup_p}")
+    if d.source == "synthetic":
+        syn = d.synthetic
+        if syn.train_size < 1 or syn.val_size < 0:
+            raise ConfigError(f"data.synthetic.train_size must be >= 1 and val_size >= 0, got {syn.train_size}, {syn.val_size}")
+        for name, most in (("num_shapes", 8), ("num_colours", 4), ("num_textures", 3)):
+            if not 1 <= getattr(syn, name) <= most:
+                raise ConfigError(f"data.synthetic.{name} must lie in 1..{most}, got {getattr(syn, name)}")
     if d.source == "synthetic" and d.synthetic.num_classes != m.num_classes:
         raise ConfigError(
             f"the synthetic dataset has {d.synthetic.num_classes} classes but model.num_classes is "
@@ -456,8 +512,18 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
     _validate_mesh(cfg.mesh)
     _validate_dist(cfg.dist)
-    if cfg.ckpt.every_steps < 0 or cfg.ckpt.keep < 1:
+    c = cfg.ckpt
+    if c.every_steps < 0 or c.keep < 1:
         raise ConfigError("ckpt.every_steps must be >= 0 and ckpt.keep >= 1")
+    if not (c.every_minutes >= 0 and math.isfinite(c.every_minutes)):
+        raise ConfigError(f"ckpt.every_minutes must be >= 0 (0 = off), got {c.every_minutes}")
+    if c.keep_every_steps < 0 or (c.keep_every_steps and c.every_steps and c.keep_every_steps % c.every_steps):
+        raise ConfigError(
+            f"ckpt.keep_every_steps={c.keep_every_steps} must be a multiple of ckpt.every_steps={c.every_steps} "
+            "(only those steps are saved permanently)"
+        )
+    if cfg.faults.max_skipped_steps < 1:
+        raise ConfigError(f"faults.max_skipped_steps must be >= 1, got {cfg.faults.max_skipped_steps}")
     if cfg.eval.every_steps < 0 or cfg.eval.batch_size < 0 or cfg.log.every_steps < 1:
         raise ConfigError("eval.every_steps and eval.batch_size must be >= 0, log.every_steps >= 1")
     return cfg

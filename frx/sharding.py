@@ -204,7 +204,7 @@ def param_shardings(params, mesh: Mesh, rules: str):
 
 def state_shardings(init_fn, params_sharding, mesh: Mesh) -> dict:
     """Shardings of the whole train state. An optimizer leaf that mirrors a parameter (Adam's mu and
-    nu, momentum) takes that parameter's sharding; counts, step and rng are replicated.
+    nu, momentum) takes that parameter's sharding; counts, step, rng and the rest are replicated.
 
     A leaf mirrors a parameter when its path ends with the parameter's path and the shapes agree
     (`1/0/mu/blocks/3/mlp/fc1/kernel`), which holds for any optax chain, masked or multi-transform.
@@ -222,7 +222,9 @@ def state_shardings(init_fn, params_sharding, mesh: Mesh) -> dict:
         return replicated(mesh)
 
     opt = paths.map_with_path(follow, shapes["opt"])
-    return {"params": params_sharding, "opt": opt, "step": replicated(mesh), "rng": replicated(mesh)}
+    others = {key: jax.tree.map(lambda _: replicated(mesh), value)  # step, rng, fault counters (frx.faults)
+              for key, value in shapes.items() if key not in ("params", "opt")}
+    return {"params": params_sharding, "opt": opt, **others}
 
 
 def _leaves_with_paths(tree):

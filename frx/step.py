@@ -1,5 +1,7 @@
 """The train step: a pure function (state, batch) -> (state, metrics), jitted once with the state
 donated. Randomness (augmentation, mixup) comes from the loop key folded with the step number.
+Non-finite losses and gradients, and skipped or converted records, are counted in the state
+(frx.faults), never checked with a host round trip.
 
 This module imports no data-loading code, so benchmarks can time exactly the step that trains.
 """
@@ -12,7 +14,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from frx import losses, sharding
+from frx import faults, losses, sharding
 from frx.config import TrainConfig
 from frx.data.device_ops import mixup
 
@@ -26,6 +28,7 @@ def make_train_step(cfg: TrainConfig, graphdef, tx, schedule, mesh, device_pp, t
     num_classes, accum = cfg.model.num_classes, cfg.grad_accum
     shards = sharding.num_batch_shards(mesh)
     batch_axes = sharding.batch_spec(mesh)[0]
+    inject_at = faults.injected_steps()  # test-only hook; empty in real runs, and then nothing is traced
 
     def keep_layout(grads):
         return grads if param_sharding is None else jax.lax.with_sharding_constraint(grads, param_sharding)
@@ -60,15 +63,22 @@ def make_train_step(cfg: TrainConfig, graphdef, tx, schedule, mesh, device_pp, t
             (loss, grads), _ = jax.lax.scan(accumulate, zero, (micro_batches(images), micro_batches(labels)))
             loss, grads = jax.tree.map(lambda x: x / accum, (loss, grads))
 
+        if inject_at:
+            loss, grads = faults.inject_nonfinite(loss, grads, step + 1, inject_at)
         grad_norm = optax.tree.norm(jax.tree.map(lambda g, t: g if t else jnp.zeros(()), grads, trainable))
         updates, opt_state = tx.update(grads, state["opt"], params)
-        params = optax.apply_updates(params, updates)
+        bad = faults.is_nonfinite(loss, grad_norm)
+        params, opt_state = faults.guard_update(
+            cfg.faults.nonfinite, bad, (params, state["opt"]), (optax.apply_updates(params, updates), opt_state)
+        )
+        counters = faults.count(state["faults"], step, bad, batch)
         metrics = {
             "train/loss": loss,
             "train/grad_norm": grad_norm,
             "train/lr": cfg.optim.lr * schedule(step),
             "train/param_norm": optax.tree.norm(params),
+            **faults.step_metrics(counters),
         }
-        return {"params": params, "opt": opt_state, "step": step + 1, "rng": state["rng"]}, metrics
+        return {**state, "params": params, "opt": opt_state, "step": step + 1, "faults": counters}, metrics
 
     return sharding.under_mesh(step_fn, mesh)

@@ -41,7 +41,20 @@ def read_metrics(workdir: str) -> list[dict]:
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return _parse_records(f.read())
+
+
+def _parse_records(text: str) -> list[dict]:
+    """JSON lines; a last line cut short (the process was killed mid-write) is dropped."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i != len(lines) - 1 or text.endswith("\n"):
+                raise
+    return records
 
 
 def _jsonable(value):
@@ -64,14 +77,15 @@ class MetricsWriter:
             self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
     def truncate_after(self, step: int) -> None:
-        """On resume, drop events logged after the restored checkpoint: they will be logged again."""
+        """On resume, drop events logged after the restored checkpoint (all of them, step=-1, when a
+        run starts afresh): they will be logged again, so the file equals an uninterrupted run's."""
         if not self.enabled or not os.path.exists(self.path):
             return
         with open(self.path) as f:
-            kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+            kept = [r for r in _parse_records(f.read()) if r["step"] <= step]
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
-            f.writelines(kept)
+            f.writelines(json.dumps(r) + "\n" for r in kept)
         os.replace(tmp, self.path)
 
     def write(self, step: int, metrics: dict) -> None:

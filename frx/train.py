@@ -5,12 +5,14 @@
 
 The train step is a pure function of (state, batch): all randomness comes from the loop key folded
 with the step number, so a resumed run is the same computation as an uninterrupted one.
+Reliability hooks (docs/reliability.md) are marked "# reliability:"; their machinery lives in
+frx.faults (non-finite steps, bad-record counts), frx.preemption (signals, clock), frx.ckpt
+(atomic saves, retention, fallback restore) and frx.preflight (checks before compiling).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 
@@ -18,10 +20,11 @@ import jax
 import numpy as np
 import optax
 
-from frx import ckpt, optim, schedules, sharding, tracking
+from frx import ckpt, faults, optim, preemption, preflight, schedules, sharding, tracking
 from frx import state as state_lib
 from frx.config import ConfigError, TrainConfig, from_dict, to_dict, validate
 from frx.data import pipeline
+from frx.data.decode import BadImage
 from frx.data.ops import make_pipeline
 from frx.data.sources import make_sources
 from frx.evals.classification import ClassificationEvaluator
@@ -104,15 +107,26 @@ def setup(cfg: TrainConfig) -> RunSetup:
     graphdef, abstract_params = state_lib.abstract_model(cfg.model, cfg.seed)
     schedule = schedules.make(cfg.schedule, durations.total_steps, durations.warmup_steps)
     tx = optim.make(cfg.optim, schedule, abstract_params)
-    init_fn = state_lib.make_init_fn(cfg.model, tx, cfg.seed)
+    init_fn = faults.with_counters(state_lib.make_init_fn(cfg.model, tx, cfg.seed))  # reliability: fault counters
     params_sharding = sharding.param_shardings(abstract_params, mesh, sharding.resolve_rules(cfg.mesh, mesh))
     state_sharding = sharding.state_shardings(init_fn, params_sharding, mesh)
+    preflight.check_run(cfg, durations=durations, abstract_params=abstract_params,  # reliability: checks
+                        workdir=get_workdir(cfg))  # on lengths, parameter paths and the run folder
     return RunSetup(cfg, mesh, sources, train_pp, eval_pp, durations, graphdef, abstract_params, schedule, tx, init_fn,
                     state_sharding)
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
-    """Trains (or resumes) the run described by `cfg`; returns the final evaluation metrics."""
+    """Trains (or resumes) the run described by `cfg`; returns the final evaluation metrics.
+
+    SIGTERM/SIGINT while it runs: a checkpoint at the next step boundary, then a normal return
+    (a second signal ends the process at once); see frx.preemption.
+    """
+    with preemption.StopSignals(cfg.ckpt.save_on_signal) as signals:  # reliability: stop on a signal
+        return _train(cfg, signals)
+
+
+def _train(cfg: TrainConfig, signals: preemption.StopSignals) -> dict[str, float]:
     # ---------------------------------------------------------------- config, devices, data, model shapes
     run = setup(cfg)
     mesh, durations, abstract_params, tx = run.mesh, run.durations, run.abstract_params, run.tx
@@ -123,7 +137,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
 
     # ---------------------------------------------------------------- restore or init
     replicated = sharding.replicated(mesh)
-    checkpointer = ckpt.Checkpointer(workdir, cfg.ckpt)
+    checkpointer = ckpt.Checkpointer(workdir, cfg.ckpt, total_steps=total)
     writer = tracking.MetricsWriter(workdir, tensorboard=cfg.log.tensorboard, enabled=is_main)
     train_source = run.sources["train"]
     rows_index, rows_count = sharding.process_batch_slice(mesh)  # this process's rows of each batch
@@ -135,14 +149,16 @@ def train(cfg: TrainConfig) -> dict[str, float]:
 
     start = checkpointer.latest_step()
     if start is not None:
-        state, data_state = checkpointer.restore(
-            start, state_lib.abstract_state(run.init_fn, run.state_sharding), meta=_model_fingerprint(cfg)
+        start, state, data_state = checkpointer.restore_latest(  # reliability: newest readable checkpoint
+            state_lib.abstract_state(run.init_fn, run.state_sharding), meta=_model_fingerprint(cfg),
+            say=lambda m: _say(is_main, m),
         )
         data_iter.set_state(data_state)
         writer.truncate_after(start)
         _say(is_main, f"resumed {workdir} at step {start}/{total}")
     else:
         start = 0
+        writer.truncate_after(-1)  # reliability: a run killed before its first checkpoint starts afresh
         state = jax.jit(run.init_fn, out_shardings=run.state_sharding)()
         if is_main:
             tracking.write_json_atomic(os.path.join(workdir, tracking.CONFIG_FILE), to_dict(cfg))
@@ -178,27 +194,40 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         results = evaluate(0)
     progress = _progress_bar(cfg, start, total, is_main)
     last_time, last_step = time.perf_counter(), start
+    # reliability: fault policy checked where the loop syncs anyway; clock-based temporary checkpoints
+    guard = faults.Guard(cfg.faults, on_stop=checkpointer.wait, last_checkpoint=checkpointer.latest_step,
+                         say=lambda m: _say(is_main, m))
+    clock, stopped = preemption.SaveClock(cfg.ckpt.every_minutes), None
     for step in range(start + 1, total + 1):
         batch = sharding.put_batch(next(data_iter), mesh)
         state, metrics = train_step(state, batch)
 
-        if step == start + 1 or _is_due(step, cfg.log.every_steps, total):
-            metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        # Logged steps do not depend on where a run was resumed, so metrics.jsonl is identical.
+        log_due = step == 1 or _is_due(step, cfg.log.every_steps, total)
+        if log_due:
+            metrics = faults.drop_zero_breakdowns({k: float(v) for k, v in jax.device_get(metrics).items()})
             now = time.perf_counter()
             metrics["perf/img_per_sec"] = (step - last_step) * cfg.batch_size / (now - last_time)
             metrics["train/epoch"] = step / durations.steps_per_epoch
             last_time, last_step = now, step
             writer.write(step, metrics)
-            if not math.isfinite(metrics["train/loss"]):
-                raise FloatingPointError(f"training loss became {metrics['train/loss']} at step {step}; lower --optim.lr")
+            guard.check(step, state)
             if progress is not None:
                 progress.set_postfix(loss=f"{metrics['train/loss']:.4f}", img_s=f"{metrics['perf/img_per_sec']:.0f}")
         if progress is not None:
             progress.update(1)
         if evaluators and _is_due(step, cfg.eval.every_steps, total):
+            guard.check(step, state)
             results = evaluate(step)
-        if _is_due(step, cfg.ckpt.every_steps, total):
+        # reliability: a stop signal or the clock adds a (temporary) checkpoint at this step boundary
+        stop, timed = preemption.agree(signals.received is not None, clock.due(), at_sync_point=log_due)
+        if _is_due(step, cfg.ckpt.every_steps, total) or stop or timed:
+            guard.check(step, state)
             checkpointer.save(step, state, data_state=data_iter.get_state(), meta=_model_fingerprint(cfg))
+            clock.reset()
+        if stop:
+            stopped = signals.received or "a signal to another process"
+            break
 
     # ---------------------------------------------------------------- wrap up
     if progress is not None:
@@ -206,6 +235,10 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     checkpointer.close()
     writer.close()
     data_iter.close()
+    if stopped:
+        _say(is_main, f"frx: stopped by {stopped} after step {step}/{total}; checkpoint {step} is in "
+                      f"{checkpointer.directory}; run the same command to resume")
+        return results
     if is_main and cfg.log.plots:
         from frx import plots
 
@@ -244,7 +277,15 @@ def evaluate_run(workdir: str, splits: list[str] | None = None) -> dict[str, flo
 
 
 def _check_image_size(source, pp, size: int, field: str) -> None:
-    image = pp.host_fn()(source[0]["image"], np.random.default_rng(0))
+    host_fn = pp.host_fn()
+    for index in range(min(len(source), pipeline.MAX_CONSECUTIVE_BAD)):
+        try:  # the first decodable record: bad ones are the stream's business (frx.data.pipeline)
+            image = host_fn(source[index]["image"], np.random.default_rng(0))
+            break
+        except BadImage:
+            continue
+    else:
+        return
     if image.shape != (size, size, 3):
         raise ConfigError(
             f"data.{field} produces {image.shape[0]}x{image.shape[1]}x{image.shape[2]} images but the model "

@@ -8,7 +8,7 @@ import pytest
 
 from frx import cli, presets
 from frx.config import ConfigError, TrainConfig, from_dict, to_dict, validate
-from frx.train import get_durations
+from frx.train import get_durations, setup
 
 
 def test_every_preset_is_frozen_and_valid():
@@ -96,6 +96,34 @@ BAD_CONFIGS = [
     (dict(data__mixup_p=-0.1), "mixup_p must be >= 0"),
     (dict(mesh=dataclasses.replace(presets.get("demo").mesh, data=0)), "mesh.data must be -1"),
     (dict(log__every_steps=0), "log.every_steps >= 1"),
+    # Literal fields typed from Python, not through the CLI (which checks choices itself).
+    (dict(model__pool="avg"), "model.pool must be one of gap, tok, map, 0; got 'avg'"),
+    (dict(optim__name="adamw"), "optim.name must be one of adam, sgd; got 'adamw'"),
+    (dict(faults__nonfinite="ignore"), "faults.nonfinite must be one of stop, skip; got 'ignore'"),
+    (dict(seed=-1), "seed must be >= 0"),
+    (dict(model__depth=0), "model.depth must be positive, got 0"),
+    (dict(model__num_classes=0), "model.num_classes must be at least 1"),
+    (dict(model__rep_size=-2), "model.rep_size must be -1"),
+    (dict(total_steps=0), "total_steps must be positive"),
+    (dict(schedule__warmup_steps=-1), "schedule.warmup_steps must be >= 0"),
+    (dict(schedule__decay="rsqrt", schedule__timescale=0), "schedule.timescale must be positive"),
+    (dict(schedule__power=0.0), "schedule.power must be positive"),
+    (dict(schedule__cooldown_steps=-1), "schedule.cooldown_steps >= 0"),
+    (dict(optim__lr=float("inf")), "optim.lr must be positive and finite, got inf"),
+    (dict(optim__lr=float("nan")), "optim.lr must be positive and finite, got nan"),
+    (dict(optim__eps=0.0), "optim.eps must be positive"),
+    (dict(optim__name="sgd", optim__momentum=1.0), "optim.momentum must lie in \\[0, 1\\)"),
+    (dict(optim__grad_clip_norm=-1.0), "optim.grad_clip_norm must be >= 0"),
+    (dict(data__synthetic=dataclasses.replace(presets.get("demo").data.synthetic, num_shapes=9)),
+     "data.synthetic.num_shapes must lie in 1..8, got 9"),
+    (dict(data__synthetic=dataclasses.replace(presets.get("demo").data.synthetic, train_size=0)),
+     "data.synthetic.train_size must be >= 1"),
+    (dict(data__workers=-1), "data.workers and data.threads must be >= 0"),
+    (dict(ckpt__keep=0), "ckpt.keep >= 1"),
+    (dict(ckpt__every_minutes=-5.0), "ckpt.every_minutes must be >= 0"),
+    (dict(ckpt__keep_every_steps=300), "ckpt.keep_every_steps=300 must be a multiple of ckpt.every_steps=200"),
+    (dict(eval__every_steps=-1), "eval.every_steps and eval.batch_size must be >= 0"),
+    (dict(faults__max_skipped_steps=0), "faults.max_skipped_steps must be >= 1"),
 ]
 
 
@@ -103,6 +131,59 @@ BAD_CONFIGS = [
 def test_bad_config_gives_one_line_error(changes, message):
     with pytest.raises(ConfigError, match=message) as info:
         validate(_demo(**changes))
+    assert "\n" not in str(info.value)
+
+
+# Checks that need devices (8 fake CPU devices here), resolved lengths, parameter paths or the disk:
+# `frx.train.setup` runs them before anything is compiled.
+SETUP_ERRORS = [
+    (dict(schedule__warmup_steps=1000), "warmup \\(1000 steps\\) must be shorter than training \\(800 steps\\)"),
+    (dict(schedule__cooldown_steps=900), "schedule.cooldown_steps=900 is longer than training \\(800 steps\\)"),
+    (dict(batch_size=100), "batch_size 100 / grad_accum 1 = 100 is not divisible by 8 data-parallel devices"),
+    (dict(eval__batch_size=12), "eval.batch_size 12 is not divisible by 8 data-parallel devices"),
+    (dict(mesh=dataclasses.replace(presets.get("demo").mesh, data=16)), "mesh.data=16 but only 8 devices"),
+    (dict(optim__lr_mults=(("blocks/.*/atn/.*", 2.0),)), "optim.lr_mults pattern 'blocks/.\\*/atn/.\\*' matches no parameter"),
+    (dict(optim__wd_mults=(("kernel", 1.0),)), "optim.wd_mults pattern 'kernel' matches no parameter.*whole path"),
+    (dict(optim__frozen=(".*",)), "optim.frozen freezes every parameter"),
+    (dict(data__pp_train="decode|rotate(3)|value_range(-1,1)"), "unknown preprocessing op 'rotate'"),
+    (dict(data__pp_train="decode|resize(16"), "cannot parse preprocessing op"),
+    (dict(data__pp_train="decode|resize(16)|value_range(-1,1)"), "produces 16x16x3 images but the model expects 32x32x3"),
+    (dict(data__source="folder", data__root="/nonexistent/images"), "image folder '/nonexistent/images' does not exist"),
+]
+
+
+@pytest.mark.parametrize("changes,message", SETUP_ERRORS, ids=[m[:40] for _, m in SETUP_ERRORS])
+def test_bad_run_setup_gives_one_line_error_before_compiling(changes, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        setup(_demo(**changes))
+    assert "\n" not in str(info.value)
+
+
+def test_a_workdir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "run").write_text("not a folder")
+    with pytest.raises(ConfigError, match="workdir .*run' exists and is not a folder"):
+        setup(_demo(workdir=str(tmp_path / "run")))
+
+
+HELP = ".*; see frx train demo --help$"
+CLI_ERRORS = [
+    (["--model.widht", "3"], "^Unrecognized options: --model.widht, 3 \\(perhaps you meant --model.width\\)" + HELP),
+    (["--batch_size", "abc"], "^Error parsing --batch_size: invalid literal for int\\(\\) with base 10: 'abc'" + HELP),
+    (["--total_steps", "1.5"], "^Error parsing --total_steps" + HELP),
+    (["--model.pool", "avg"], "^invalid choice 'avg' for argument '--model.pool'" + HELP),
+    (["--faults.nonfinite", "maybe"], "^invalid choice 'maybe' for argument '--faults.nonfinite'" + HELP),
+    (["--ckpt.save_on_signal", "perhaps"], "--ckpt.save_on_signal" + HELP),
+    (["--seed"], "^Missing value for argument '--seed'" + HELP),
+    (["--optim.wd_mults", "x"], "^Error parsing --optim.wd_mults" + HELP),
+    (["--model.num_heads", "5"], "^model width 96 is not divisible by num_heads 5"),
+    (["--ckpt.every_minutes", "-1"], "^ckpt.every_minutes must be >= 0"),
+]
+
+
+@pytest.mark.parametrize("args,message", CLI_ERRORS, ids=[" ".join(a) for a, _ in CLI_ERRORS])
+def test_bad_command_line_gives_one_line_error(args, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        cli.parse_train_args("demo", args)
     assert "\n" not in str(info.value)
 
 

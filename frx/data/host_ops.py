@@ -89,9 +89,10 @@ def _resizer(method: str):
 
 
 @host_op("decode")
-def decode():
-    """Encoded bytes (JPEG, PNG, ...) or an array -> uint8 RGB."""
-    return lambda image, rng: decode_image(image)
+def decode(max_pixels: int | None = None):
+    """Encoded bytes (JPEG, PNG, ...) or an array -> uint8 RGB. Images with more than `max_pixels`
+    pixels (default: Pillow's limit, 89,478,485) are refused from their header (frx.data.decode)."""
+    return lambda image, rng: decode_image(image, max_pixels)
 
 
 @host_op("resize")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import io
 from collections.abc import Callable
 
 import numpy as np
@@ -132,18 +131,9 @@ def _register_builtin_ops() -> None:
     from frx.data import device_ops, host_ops, randaug  # noqa: F401  (registration side effect)
 
 
-def decode_image(data) -> np.ndarray:
-    """Encoded bytes or an array -> uint8 RGB HxWx3 (greyscale and alpha are converted)."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        from PIL import Image
+def decode_image(data, max_pixels: int | None = None) -> np.ndarray:
+    """Encoded bytes or an array -> uint8 RGB HxWx3 (greyscale, palette, CMYK, alpha and 16-bit are
+    converted); raises `frx.data.decode.BadImage` for data that cannot be used."""
+    from frx.data import decode
 
-        with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im.convert("RGB"))
-    image = np.asarray(data)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
-    elif image.shape[-1] == 4:
-        image = image[..., :3]
-    return image.astype(np.uint8, copy=False)
+    return decode.decode_image(data, decode.DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)

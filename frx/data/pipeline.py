@@ -5,6 +5,13 @@ Determinism: the training order is a global shuffle of the source that is reshuf
 (seed, g). Global batch `s` is records [s*B, (s+1)*B), and process `p` of `P` reads rows
 [p*B/P, (p+1)*B/P) of it. So the stream does not depend on worker or thread counts, and a
 multi-process run sees the same global batches as a single process.
+
+Bad records: when record g cannot be decoded (`frx.data.decode.BadImage`), position g of the
+stream takes the first decodable record after it, g+1, g+2, ... (with the host-op randomness of
+position g). Element g therefore stays a pure function of (seed, g): batches keep their size,
+the iterator state stays one index, and a resumed run reads exactly what an uninterrupted one
+reads. Each element carries the skip reason of record g and the conversion applied to the record
+it used; the train step adds them up into counters in the training state (frx.faults).
 """
 
 from __future__ import annotations
@@ -15,17 +22,51 @@ from collections.abc import Callable, Iterator
 import grain
 import numpy as np
 
+from frx.data import decode
 from frx.data.ops import Pipeline
+from frx.errors import DataError
+
+# How far past a bad record the stream looks for a decodable one before it gives up with an error
+# (a folder of non-images must stop the run, not spin forever).
+MAX_CONSECUTIVE_BAD = 1000
 
 
-@dataclasses.dataclass(frozen=True)
-class HostTransform(grain.transforms.RandomMap):
-    """Applies the host part of a pp pipeline to one record."""
+class ReplaceBadRecords(grain.MapDataset):
+    """Element g: the host ops applied to record g of `parent`, or, when record g cannot be decoded,
+    to the first decodable record after it; plus the skip reason of record g and the conversion
+    applied (codes into `decode.SKIP_REASONS` / `decode.CONVERSIONS`, 0 = none)."""
 
-    fn: Callable
+    def __init__(self, parent: grain.MapDataset, fn: Callable, seed: int):
+        super().__init__(parent)
+        self._fn, self._seed = fn, seed
 
-    def random_map(self, record: dict, rng: np.random.Generator) -> dict:
-        return {"image": self.fn(record["image"], rng), "label": np.int32(record["label"])}
+    def __len__(self) -> int:
+        return len(self._parent)
+
+    def __str__(self) -> str:
+        return "ReplaceBadRecords"
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        skipped, error = 0, None
+        for offset in range(MAX_CONSECUTIVE_BAD):
+            record = self._parent[index + offset]
+            rng = np.random.default_rng((self._seed, index))  # position g's randomness, whichever record fills it
+            try:
+                with decode.conversions() as seen:
+                    image = self._fn(record["image"], rng)
+            except decode.BadImage as e:
+                skipped = skipped or e.code
+                error = e
+                continue
+            converted = decode.CONVERSIONS.index(seen[0]) + 1 if seen else 0
+            return {"image": image, "label": np.int32(record["label"]),
+                    "skipped": np.int8(skipped), "converted": np.int8(converted)}
+        raise DataError(
+            f"none of {MAX_CONSECUTIVE_BAD} consecutive training records from stream position {index} could be "
+            f"decoded (last: {error}); check that the data source points at images"
+        )
 
 
 def make_train_dataset(
@@ -43,7 +84,7 @@ def make_train_dataset(
     """
     local = batch_size // process_count
     ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
-    ds = ds.random_map(HostTransform(pipeline.host_fn()), seed=seed + 1)
+    ds = ReplaceBadRecords(ds, pipeline.host_fn(), seed=seed + 1)
     ds = ds.batch(local, drop_remainder=True)
     return ds[process_index::process_count]
 
@@ -77,11 +118,18 @@ class _EvalRecord(grain.transforms.Map):
         label_shape = getattr(self.source.source, "label_shape", ())  # () or (classes,) for multi-hot sets
         if index < self.count:
             record = self.source[index]
-            image = self.fn(record["image"], np.random.default_rng(index))
+            try:
+                image = self.fn(record["image"], np.random.default_rng(index))
+            except decode.BadImage:  # counted, and left out of the metrics like padding
+                return self._padding(label_shape, skipped=True)
             label = np.asarray(record["label"], np.float32) if label_shape else np.int32(record["label"])
-            return {"image": image, "label": label, "mask": np.bool_(True)}
+            return {"image": image, "label": label, "mask": np.bool_(True), "skipped": np.bool_(False)}
+        return self._padding(label_shape, skipped=False)
+
+    def _padding(self, label_shape: tuple, *, skipped: bool) -> dict:
         label = np.zeros(label_shape, np.float32) if label_shape else np.int32(0)
-        return {"image": np.zeros(self.shape, np.uint8), "label": label, "mask": np.bool_(False)}
+        return {"image": np.zeros(self.shape, np.uint8), "label": label, "mask": np.bool_(False),
+                "skipped": np.bool_(skipped)}
 
 
 def eval_batches(

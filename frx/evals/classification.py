@@ -1,7 +1,8 @@
 """Top-1 accuracy and cross-entropy over a finite split (big_vision evaluators/classification.py):
 padded examples (mask False) are excluded; the loss is summed and divided by the number seen.
 Multi-hot labels (ImageNet-ReaL) follow big_vision too: mask * max(labels) drops images with no
-label, top-1 counts when it is in the set, and the loss is softmax_xent against the multi-hot row."""
+label, top-1 counts when it is in the set, and the loss is softmax_xent against the multi-hot row.
+Images that cannot be decoded are excluded like padding and reported as `eval/NAME/skipped`."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def make_eval_step(graphdef, device_pp, num_classes: int):
             "correct": jnp.sum(correct * mask),
             "loss": jnp.sum(losses.softmax_xent(logits, labels) * mask),
             "count": jnp.sum(mask),
+            "skipped": jnp.sum(batch["skipped"].astype(jnp.float32)),
         }
 
     return eval_step
@@ -46,7 +48,7 @@ class ClassificationEvaluator:
         self.step = jax.jit(sharding.under_mesh(make_eval_step(graphdef, pp.device_fn(), num_classes), mesh))
 
     def run(self, params) -> dict[str, float]:
-        totals = {"correct": 0.0, "loss": 0.0, "count": 0.0}
+        totals = {"correct": 0.0, "loss": 0.0, "count": 0.0, "skipped": 0.0}
         index, count = sharding.process_batch_slice(self.mesh)
         batches = pipeline.eval_batches(
             self.source, self.pp, batch_size=self.batch_size, image_shape=(self.image_size, self.image_size, 3),
@@ -57,4 +59,7 @@ class ClassificationEvaluator:
             for k in totals:
                 totals[k] += float(np.asarray(sums[k]))
         n = max(totals["count"], 1.0)
-        return {f"eval/{self.name}/acc": totals["correct"] / n, f"eval/{self.name}/loss": totals["loss"] / n}
+        results = {f"eval/{self.name}/acc": totals["correct"] / n, f"eval/{self.name}/loss": totals["loss"] / n}
+        if totals["skipped"]:
+            results[f"eval/{self.name}/skipped"] = totals["skipped"]
+        return results

@@ -1,0 +1,52 @@
+"""Checks that need more than the config itself: the resolved training length, the model's
+parameter paths and the run folder. `frx.train.setup` runs them before anything is compiled; each
+failure is a ConfigError with one line that names the fix. (Checks on the config alone live in
+`frx.config.validate`; batch and mesh sizes against the devices in `frx.sharding`.)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from frx import paths
+from frx.config import ConfigError, TrainConfig
+
+
+def check_run(cfg: TrainConfig, *, durations, abstract_params, workdir: str) -> None:
+    _check_lengths(cfg, durations)
+    _check_parameter_rules(cfg, abstract_params)
+    _check_workdir(workdir)
+
+
+def _check_lengths(cfg: TrainConfig, durations) -> None:
+    total = durations.total_steps  # (a warmup longer than training is refused by frx.schedules.make)
+    if cfg.schedule.cooldown_steps > total:
+        raise ConfigError(
+            f"schedule.cooldown_steps={cfg.schedule.cooldown_steps} is longer than training ({total} steps); shorten it"
+        )
+
+
+def _check_parameter_rules(cfg: TrainConfig, abstract_params) -> None:
+    """A rule that matches no parameter is a typo that would silently change nothing."""
+    names = paths.all_paths(abstract_params)
+    o = cfg.optim
+    for field, patterns in (("wd_mults", [p for p, _ in o.wd_mults]), ("lr_mults", [p for p, _ in o.lr_mults]),
+                            ("frozen", list(o.frozen))):
+        for pattern in patterns:
+            if not any(re.fullmatch(pattern, name) for name in names):
+                raise ConfigError(
+                    f"optim.{field} pattern {pattern!r} matches no parameter; paths look like {names[len(names) // 2]!r} "
+                    "(patterns must match the whole path)"
+                )
+    if o.frozen and all(any(re.fullmatch(p, name) for p in o.frozen) for name in names):
+        raise ConfigError("optim.frozen freezes every parameter, so nothing would train; narrow the patterns")
+
+
+def _check_workdir(workdir: str) -> None:
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ConfigError(f"workdir {workdir!r} exists and is not a folder; pass another --workdir")
+    for name in ("checkpoints", "metrics.jsonl"):
+        path = os.path.join(workdir, name)
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            raise ConfigError(f"{path!r} is not writable; fix its permissions or pass another --workdir")

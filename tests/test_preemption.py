@@ -1,0 +1,109 @@
+"""Preemption: a stop signal gives a checkpoint at the next step boundary and a clean return; a
+second signal ends the process at once; clock-based temporary checkpoints and the retention policy."""
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from frx import ckpt, preemption, sharding, tracking
+from frx.config import CheckpointConfig
+from frx.train import train
+from tests.conftest import tiny_config
+
+
+def test_first_signal_asks_for_a_stop_and_leaves_the_default_action_for_the_second():
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    messages = []
+    with preemption.StopSignals(say=messages.append) as signals:
+        assert signals.received is None
+        os.kill(os.getpid(), signal.SIGINT)  # without the handler: KeyboardInterrupt here
+        time.sleep(0.01)
+        assert signals.received == "SIGINT"
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and signal.getsignal(signal.SIGINT) is signal.SIG_DFL
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+    assert messages == ["frx: received SIGINT; saving a checkpoint at the next step boundary, then exiting "
+                        "(send the signal again to exit at once, without saving)"]
+
+
+def test_disabled_stop_signals_leave_the_handlers_alone():
+    before = signal.getsignal(signal.SIGTERM)
+    with preemption.StopSignals(enabled=False):
+        assert signal.getsignal(signal.SIGTERM) is before
+
+
+_BUSY_AFTER_FIRST_SIGNAL = """
+import time
+from frx.preemption import StopSignals
+with StopSignals() as signals:
+    print("ready", flush=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:   # e.g. a long checkpoint write after the first signal
+        time.sleep(0.01)
+print("finished cleanly", flush=True)
+"""
+
+
+def test_a_second_signal_ends_the_process_at_once():
+    proc = subprocess.Popen([sys.executable, "-c", _BUSY_AFTER_FIRST_SIGNAL], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.stdout.readline().startswith("frx: received SIGTERM; saving a checkpoint")
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGTERM and "finished cleanly" not in rest
+
+
+def test_a_stop_signal_checkpoints_at_the_step_boundary_and_the_run_resumes(tmp_path, monkeypatch, capsys):
+    cfg = tiny_config(tmp_path / "run", ckpt=CheckpointConfig(every_steps=4, async_save=True))
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, splits=()))
+    put_batch, calls = sharding.put_batch, []
+
+    def put_batch_then_signal_at_step_3(batch, mesh):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives while step 3 is being prepared
+        return put_batch(batch, mesh)
+
+    monkeypatch.setattr(sharding, "put_batch", put_batch_then_signal_at_step_3)
+    handler_before = signal.getsignal(signal.SIGTERM)
+    train(cfg)
+    assert "frx: stopped by SIGTERM after step 3/6; checkpoint 3 is in" in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["3"]
+    assert max(r["step"] for r in tracking.read_metrics(str(tmp_path / "run"))) == 3
+    assert signal.getsignal(signal.SIGTERM) == handler_before  # the caller's handler is back
+
+    # Resume with the clock due at every step: temporary checkpoints 5 (clock) and 3 (signal) are
+    # removed once a newer checkpoint is complete; the permanent 4 and 6 stay (keep=2).
+    monkeypatch.setattr(sharding, "put_batch", put_batch)
+    saved, save = [], ckpt.Checkpointer.save
+    monkeypatch.setattr(ckpt.Checkpointer, "save", lambda self, step, *a, **k: (saved.append(step), save(self, step, *a, **k)))
+    train(dataclasses.replace(cfg, ckpt=dataclasses.replace(cfg.ckpt, every_minutes=1e-9)))
+    assert saved == [4, 5, 6]
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["4", "6"]
+    assert [r["step"] for r in tracking.read_metrics(str(tmp_path / "run")) if "train/loss" in r] == [1, 2, 3, 4, 5, 6]
+
+
+def test_retention_keeps_recent_permanent_checkpoints_and_only_the_newest_temporary_one():
+    permanent = lambda step: step % 10 == 0 or step == 95  # noqa: E731  every_steps=10, 95 steps
+    delete = lambda steps, **kw: ckpt.steps_to_delete(steps, is_permanent=permanent, **kw)  # noqa: E731
+    assert delete([10, 20, 25, 30, 37], keep=2, keep_every_steps=0) == [10, 25]
+    assert delete([10, 20, 25, 30], keep=2, keep_every_steps=0) == [10, 25]
+    assert delete([10, 20, 30, 37, 40, 50, 95], keep=1, keep_every_steps=20) == [10, 30, 37, 50]
+    assert delete([7], keep=1, keep_every_steps=0) == []  # a lone temporary checkpoint is the newest
+    assert delete([], keep=3, keep_every_steps=0) == []
+
+
+def test_save_clock_is_due_after_its_interval_and_resets():
+    now = [0.0]
+    clock = preemption.SaveClock(every_minutes=2.0, clock=lambda: now[0])
+    now[0] = 119.0
+    assert not clock.due()
+    now[0] = 120.0
+    assert clock.due()
+    clock.reset()
+    assert not clock.due()
+    assert not preemption.SaveClock(every_minutes=0.0, clock=lambda: 1e9).due()
