@@ -59,6 +59,27 @@ def steps_to_delete(steps, *, is_permanent, keep: int, keep_every_steps: int) ->
     return [s for s in steps if s not in kept]
 
 
+def read_arrays(step_dir: str) -> dict:
+    """Every array of a checkpoint's training state as NumPy, keyed by its tree path; needs no
+    model code (for comparing runs bit for bit: tests, benchmarks/determinism_check.py)."""
+    import logging
+
+    import numpy as np
+
+    reader = ocp.PyTreeCheckpointer()
+    path = os.path.join(step_dir, "state")
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)  # reading an item folder directly warns that the step metadata is elsewhere
+    try:
+        tree = reader.metadata(path).item_metadata.tree
+    finally:
+        absl_logger.setLevel(level)
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+    state = reader.restore(path, args=ocp.args.PyTreeRestore(restore_args=restore_args))
+    return {jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_leaves_with_path(state)}
+
+
 class Checkpointer:
     def __init__(self, workdir: str, cfg: CheckpointConfig, *, total_steps: int | None = None):
         self.cfg, self.total_steps = cfg, total_steps

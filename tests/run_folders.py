@@ -2,19 +2,9 @@
 
 import os
 
-import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
-
-def load_state(step_dir) -> dict[str, np.ndarray]:
-    """Every array of a checkpoint's training state as NumPy, keyed by its path (no model code)."""
-    checkpointer = ocp.PyTreeCheckpointer()
-    path = os.path.join(step_dir, "state")
-    tree = checkpointer.metadata(path).item_metadata.tree
-    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-    state = checkpointer.restore(path, args=ocp.args.PyTreeRestore(restore_args=restore_args))
-    return {jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_leaves_with_path(state)}
+from frx.ckpt import read_arrays as load_state  # noqa: F401  (re-exported for the tests)
 
 
 def complete_steps(workdir) -> list[int]:

@@ -107,3 +107,36 @@ def test_save_clock_is_due_after_its_interval_and_resets():
     clock.reset()
     assert not clock.due()
     assert not preemption.SaveClock(every_minutes=0.0, clock=lambda: 1e9).due()
+
+
+_AGREE = """
+import sys
+import jax
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+jax.distributed.initialize(coordinator_address=sys.argv[1], num_processes=2, process_id=int(sys.argv[2]),
+                           initialization_timeout=60)
+from frx.preemption import agree
+me = jax.process_index()
+# Process 1 was signalled; process 0's clock is due; process 1's clock is not.
+print("sync", agree(stop=me == 1, save=me == 0, at_sync_point=True), flush=True)
+print("between", agree(stop=me == 1, save=True, at_sync_point=False), flush=True)
+jax.distributed.shutdown()
+"""
+
+
+def test_processes_agree_to_stop_and_save_at_the_same_step():
+    """Two JAX processes on CPU: a stop signal on any process stops all, process 0's clock decides
+    saves, and nothing is decided between sync points (all must call Orbax's save together)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", _AGREE, address, str(i)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=180)[0] for p in procs]
+    for proc, out in zip(procs, outputs):
+        assert proc.returncode == 0, out
+        lines = [line for line in out.splitlines() if not line.startswith("[Gloo]")]
+        assert lines == ["sync (True, True)", "between (False, False)"]
