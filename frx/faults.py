@@ -116,9 +116,11 @@ def step_metrics(counters: dict) -> dict:
 # ---------------------------------------------------------------------------------- on the host
 
 
-def drop_zero_breakdowns(metrics: dict) -> dict:
-    """Keeps the per-reason / per-kind counts only where they are non-zero (totals always stay)."""
-    return {k: v for k, v in metrics.items() if not (k.count("/") == 2 and k.startswith("data/") and v == 0)}
+def host_metrics(metrics: dict) -> dict:
+    """Fetched step metrics as Python numbers (counts stay integers), keeping the per-reason and
+    per-kind data counts only where they are non-zero (the totals always stay)."""
+    values = {k: int(v) if np.asarray(v).dtype.kind in "iu" else float(v) for k, v in metrics.items()}
+    return {k: v for k, v in values.items() if not (k.count("/") == 2 and k.startswith("data/") and v == 0)}
 
 
 class Guard:

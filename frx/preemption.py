@@ -2,8 +2,10 @@
 
 - `StopSignals`: the first SIGTERM or SIGINT only raises a flag; the loop sees it at the next step
   boundary, writes a checkpoint and returns, so `frx train` exits 0 and the same command resumes.
-  The handler also restores the default action of both signals, so a second signal ends the
-  process at once, even while Python waits inside a long XLA call.
+  The handler also restores the default action of both signals, so once the first signal has
+  been handled (Python runs a handler between bytecodes of the main thread, so at the latest when
+  the current step or compilation returns), a second one ends the process at once, even while
+  the main thread waits inside a long XLA call or a checkpoint write.
 - `SaveClock`: says when `every_minutes` have passed since the last checkpoint of any kind.
 
 Processes of a multi-process run must stop and save at the same step (an Orbax save is

@@ -205,7 +205,7 @@ def _train(cfg: TrainConfig, signals: preemption.StopSignals) -> dict[str, float
         # Logged steps do not depend on where a run was resumed, so metrics.jsonl is identical.
         log_due = step == 1 or _is_due(step, cfg.log.every_steps, total)
         if log_due:
-            metrics = faults.drop_zero_breakdowns({k: float(v) for k, v in jax.device_get(metrics).items()})
+            metrics = faults.host_metrics(jax.device_get(metrics))  # reliability: integer counts, zeros dropped
             now = time.perf_counter()
             metrics["perf/img_per_sec"] = (step - last_step) * cfg.batch_size / (now - last_time)
             metrics["train/epoch"] = step / durations.steps_per_epoch
