@@ -74,7 +74,7 @@ class MemoryReport:
             ("batch", self.batch),
             ("activations + temporaries", self.temporaries),
             ("outputs not aliased", self.unaliased_outputs),  # nonzero when donation could not reuse a buffer
-            ("other arguments", self.arguments - self.params - self.opt - self.batch),  # step and rng: bytes
+            ("other arguments", self.arguments - self.params - self.opt - self.batch),  # step, rng, fault counters: bytes
             ("total", self.total),
         ]
         rows = [(name, n) for name, n in rows if name != "other arguments" or n >= MIB]

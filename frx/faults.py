@@ -2,8 +2,9 @@
 be decoded, counted inside the jitted step and checked by the host only where the loop already
 waits for the device (metrics, evaluations, checkpoints), so no step pays a host round trip.
 
-The counters live in the training state, `state["faults"]`, so they are checkpointed with it and
-a resumed run reports exactly what an uninterrupted one reports:
+The counters live in the training state, `state["faults"]` (created by frx.state.make_init_fn,
+replicated on every device), so they are checkpointed with it and a resumed run reports exactly
+what an uninterrupted one reports:
 
     nonfinite_steps       int32   steps whose loss or (trainable) gradient norm was not finite
     first_nonfinite_step  int32   loop step (1-based, as in metrics.jsonl) of the first one; 0 if none
@@ -35,21 +36,13 @@ INJECT_ENV = "FRX_INJECT_NONFINITE_AT_STEP"
 
 
 def init_counters() -> dict:
+    """The counters of a new run (frx.state.make_init_fn puts them into the state)."""
     return {
         "nonfinite_steps": jnp.zeros((), jnp.int32),
         "first_nonfinite_step": jnp.zeros((), jnp.int32),
         "skipped_records": jnp.zeros((len(SKIP_REASONS),), jnp.int32),
         "converted_records": jnp.zeros((len(CONVERSIONS),), jnp.int32),
     }
-
-
-def with_counters(init_fn):
-    """Wraps a `() -> state` init function so that the state also carries the fault counters."""
-
-    def init():
-        return {**init_fn(), "faults": init_counters()}
-
-    return init
 
 
 # ---------------------------------------------------------------------------------- inside the step

@@ -1,7 +1,8 @@
 """The training state as a plain pytree, and how it is created with the right shardings.
 
 state = {"params": nested dict of arrays (the model's nnx.Param values),
-         "opt": optax state, "step": int32 number of updates done, "rng": uint32[2] loop key}
+         "opt": optax state, "step": int32 number of updates done, "rng": uint32[2] loop key,
+         "faults": counters of non-finite steps and skipped/converted records (frx.faults)}
 
 Parameters live as a pure dict so that checkpoints, rules on paths and sharding see plain names;
 the jitted step rebuilds the module with `nnx.merge(graphdef, params)` at trace time only.
@@ -13,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from frx import models
+from frx import faults, models
 from frx.config import ModelConfig
 
 
@@ -37,6 +38,7 @@ def make_init_fn(cfg: ModelConfig, tx, seed: int):
             "opt": tx.init(params),
             "step": jnp.zeros((), jnp.int32),
             "rng": jax.random.fold_in(jax.random.PRNGKey(seed), 1),
+            "faults": faults.init_counters(),
         }
 
     return init

@@ -107,7 +107,7 @@ def setup(cfg: TrainConfig) -> RunSetup:
     graphdef, abstract_params = state_lib.abstract_model(cfg.model, cfg.seed)
     schedule = schedules.make(cfg.schedule, durations.total_steps, durations.warmup_steps)
     tx = optim.make(cfg.optim, schedule, abstract_params)
-    init_fn = faults.with_counters(state_lib.make_init_fn(cfg.model, tx, cfg.seed))  # reliability: fault counters
+    init_fn = state_lib.make_init_fn(cfg.model, tx, cfg.seed)
     params_sharding = sharding.param_shardings(abstract_params, mesh, sharding.resolve_rules(cfg.mesh, mesh))
     state_sharding = sharding.state_shardings(init_fn, params_sharding, mesh)
     preflight.check_run(cfg, durations=durations, abstract_params=abstract_params,  # reliability: checks

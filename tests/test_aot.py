@@ -1,8 +1,9 @@
 """`frx aot`: the train step compiled from shapes for a mesh, and the per-device memory it reports."""
 
+import jax
 import pytest
 
-from frx import aot, cli, sharding
+from frx import aot, cli, faults, sharding
 from frx.config import ConfigError, MeshConfig
 from tests.conftest import tiny_config
 from tests.test_distributed import TINY
@@ -18,8 +19,10 @@ def test_memory_report_counts_sharded_state_batch_and_activations():
     fsdp = _report(batch_size=16, mesh=MeshConfig(fsdp=8))
     big_batch = _report(batch_size=64, mesh=MeshConfig(data=8))
     for report in (dp, fsdp, big_batch):
-        # The compiled step's arguments are exactly the state and batch shards (+ int32 step, uint32[2] rng).
-        assert report.arguments == report.params + report.opt + report.batch + 4 + 8
+        # The compiled step's arguments are exactly the state and batch shards (+ int32 step, uint32[2] rng,
+        # the fault counters).
+        counters = sum(x.nbytes for x in jax.tree.leaves(faults.init_counters()))  # frx.faults, replicated
+        assert report.arguments == report.params + report.opt + report.batch + 4 + 8 + counters
         assert report.total == report.arguments + report.temporaries + report.unaliased_outputs
     assert dp.params == 4 * 27_172  # the whole float32 model on every device
     assert dp.opt == 2 * dp.params + 8  # Adam's mu and nu, and two int32 counts (Adam's and the schedule's)

@@ -8,7 +8,6 @@ import os
 import pickle
 import shutil
 
-import jax
 import orbax.checkpoint as ocp
 import pytest
 
@@ -102,7 +101,7 @@ def test_restoring_a_checkpoint_unpickles_nothing(reference, monkeypatch):
     cfg = _config(reference)
     run = train_lib.setup(cfg)
     checkpointer = ckpt.Checkpointer(str(reference), cfg.ckpt)
-    abstract = state_lib.abstract_state(run.init_fn, jax.sharding.NamedSharding(run.mesh, jax.sharding.PartitionSpec()))
+    abstract = state_lib.abstract_state(run.init_fn, run.state_sharding)
     step, state, data_state = checkpointer.restore_latest(abstract, meta=train_lib._model_fingerprint(cfg))
     checkpointer.close()
     assert step == 9 and int(state["step"]) == 9

@@ -141,7 +141,7 @@ SETUP_ERRORS = [
     (dict(schedule__cooldown_steps=900), "schedule.cooldown_steps=900 is longer than training \\(800 steps\\)"),
     (dict(batch_size=100), "batch_size 100 / grad_accum 1 = 100 is not divisible by 8 data-parallel devices"),
     (dict(eval__batch_size=12), "eval.batch_size 12 is not divisible by 8 data-parallel devices"),
-    (dict(mesh=dataclasses.replace(presets.get("demo").mesh, data=16)), "mesh.data=16 but only 8 devices"),
+    (dict(mesh=dataclasses.replace(presets.get("demo").mesh, data=16)), "needs 16 devices but only 8 devices are visible"),
     (dict(optim__lr_mults=(("blocks/.*/atn/.*", 2.0),)), "optim.lr_mults pattern 'blocks/.\\*/atn/.\\*' matches no parameter"),
     (dict(optim__wd_mults=(("kernel", 1.0),)), "optim.wd_mults pattern 'kernel' matches no parameter.*whole path"),
     (dict(optim__frozen=(".*",)), "optim.frozen freezes every parameter"),

@@ -32,7 +32,7 @@ def make_eval_step(graphdef, device_pp, num_classes: int):
             "correct": jnp.sum(correct * mask),
             "loss": jnp.sum(losses.softmax_xent(logits, labels) * mask),
             "count": jnp.sum(mask),
-            "skipped": jnp.sum(batch["skipped"].astype(jnp.float32)),
+            "skipped": jnp.sum(batch["skipped"].astype(jnp.float32)) if "skipped" in batch else jnp.zeros(()),
         }
 
     return eval_step
