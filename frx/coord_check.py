@@ -68,8 +68,8 @@ def width_config(cfg: TrainConfig, width: int, *, scale_heads: bool = False) -> 
     heads, rest_h = divmod(dims.num_heads * width, dims.width) if scale_heads else (dims.num_heads, 0)
     if rest or rest_h:
         raise ConfigError(
-            f"width {width} does not keep the MLP ratio / head dimension of width {dims.width}; "
-            "use widths that are multiples of the preset's width divided by its heads"
+            f"width {width} does not keep the MLP ratio (or, with --scale_heads, the head dimension) of "
+            f"width {dims.width}; use widths for which mlp_dim and heads scale to integers"
         )
     model = dataclasses.replace(cfg.model, width=width, mlp_dim=mlp_dim, num_heads=heads)
     return dataclasses.replace(cfg, model=model)
@@ -142,7 +142,7 @@ def _order(name: str) -> tuple:
     return ({"pre_logits": 3, "logits": 4}.get(name, 2), 0, 0, name)
 
 
-def _make_step(cfg: TrainConfig, graphdef, tx, scales):
+def _make_step(graphdef, tx, scales):
     def loss_and_stats(params, images, labels):
         model = nnx.merge(graphdef, params)
         logits, intermediates = nnx.capture(model, nnx.Intermediate, method_outputs=nnx.Intermediate)(images)
@@ -155,6 +155,13 @@ def _make_step(cfg: TrainConfig, graphdef, tx, scales):
         return optax.apply_updates(params, updates), opt_state, stats
 
     return jax.jit(step)
+
+
+def _mup_config(cfg: TrainConfig, check: CoordCheck, base_width: int):
+    """The parametrization of one width: the check's param, relative to the base width."""
+    base_heads = cfg.model.dims().num_heads * base_width // cfg.model.dims().width if check.scale_heads else None
+    return dataclasses.replace(cfg.mup, param=check.param, base_width=base_width, base_mlp_dim=None,
+                               base_num_heads=base_heads)
 
 
 def run(check: CoordCheck, *, log=print) -> dict:
@@ -171,21 +178,19 @@ def run(check: CoordCheck, *, log=print) -> dict:
         f"{optim_cfg.name} lr {lr:g}, batch {check.batch_size}" + (f", base width {base_width}" if check.param == "mup" else ""))
 
     sums: dict[str, dict[int, np.ndarray]] = {}
+    if check.param == "mup":
+        widest = width_config(check.cfg, widths[-1], scale_heads=check.scale_heads)
+        log(mup.describe(widest.model, _mup_config(widest, check, base_width), optim_cfg.name))
     for width in widths:
         cfg = width_config(check.cfg, width, scale_heads=check.scale_heads)
-        base_heads = None
-        if check.scale_heads:
-            base_heads = cfg.model.dims().num_heads * base_width // width
-        mup_cfg = dataclasses.replace(cfg.mup, param=check.param, base_width=base_width, base_mlp_dim=None,
-                                      base_num_heads=base_heads)
-        cfg = validate(dataclasses.replace(cfg, optim=optim_cfg, mup=mup_cfg))
+        cfg = validate(dataclasses.replace(cfg, optim=optim_cfg, mup=_mup_config(cfg, check, base_width)))
         model = nnx.eval_shape(lambda: mup.make_model(cfg.model, cfg.mup, 0))
         scales = {paths.path_str(p): n.scale for p, n in nnx.iter_graph(model) if isinstance(n, layers.Attention)}
         graphdef, abstract = nnx.split(model)
         abstract = nnx.to_pure_dict(abstract)
         lr_mults, wd_mults = mup.optimizer_multipliers(cfg.model, cfg.mup, optim_cfg.name, abstract)
         tx = optim.make(optim_cfg, schedule, abstract, extra_lr_mults=lr_mults, extra_wd_mults=wd_mults)
-        step = _make_step(cfg, graphdef, tx, scales)
+        step = _make_step(graphdef, tx, scales)
         init = jax.jit(lambda key, c=cfg: state_lib.init_params(c.model, key, c.mup))
         for seed in range(check.seeds):
             params = init(jax.random.key(seed))

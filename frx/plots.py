@@ -105,7 +105,8 @@ def write_sweep_plots(workdir: str, *, metric: str = "train_loss", x: str | None
     data = sweep_lib.curves(rows, x=x, series=series, panels=panels, metric=metric)
     best = sweep_lib.optima(data)
     plt = _pyplot()
-    names = sorted(data, key=lambda p: (p is None, str(p)))
+    names = list(dict.fromkeys(row.get(panels) for row in rows)) if panels else [None]  # the sweep's order
+    names = [n for n in names if n in data]
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), dpi=120, squeeze=False, sharey=True)
     finite = [v for per in data.values() for pts in per.values() for _, v, _ in pts if math.isfinite(v)]
     for ax, panel in zip(axes[0], names):
@@ -118,25 +119,27 @@ def write_sweep_plots(workdir: str, *, metric: str = "train_loss", x: str | None
             if best[panel][serie] is not None:
                 bx, by = best[panel][serie]
                 ax.plot([bx], [by], marker="*", markersize=11, color=colour, markeredgecolor="black", zorder=5)
-        numeric_x = all(isinstance(p[0], (int, float)) for pts in data[panel].values() for p in pts)
-        if numeric_x and x.endswith("lr"):
-            ax.set_xscale("log", base=2)
+        xs = [p[0] for pts in data[panel].values() for p in pts]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in xs):
+            ax.set_xscale("log", base=2)  # learning rates, widths: x2 grids
         ax.set_xlabel(x)
         ax.set_title(f"{panels} = {panel}" if panels else os.path.basename(os.path.normpath(workdir)))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel(f"{metric} (mean over {_others(sweep, x, series, panels)})")
-    if finite:  # diverged and near-diverged runs would squash the interesting part of the curves
-        lo, hi = min(finite), sorted(finite)[int(0.9 * (len(finite) - 1))]
+    if finite:  # near-diverged runs (far above the median) would squash the interesting part
+        lo, median = min(finite), sorted(finite)[len(finite) // 2]
+        hi = min(max(finite), lo + 5 * (median - lo))
         pad = (hi - lo) or 0.05 * abs(lo) or 1.0
-        axes[0][0].set_ylim(lo - 0.05 * pad, hi + 0.25 * pad)
+        axes[0][0].set_ylim(lo - 0.05 * pad, hi + 0.05 * pad)
     fig.tight_layout()
     png = os.path.join(workdir, "lr_transfer.png")
     fig.savefig(png)
     plt.close(fig)
     md = os.path.join(workdir, "transfer.md")
     with open(md, "w") as f:
-        f.write(sweep_lib.format_optima(data, x=x, series=series, panels=panels, metric=metric) + "\n")
+        f.write(sweep_lib.format_optima(data, x=x, series=series, panels=panels, metric=metric) + "\n\n")
+        f.write(sweep_lib.format_grid(data, x=x, series=series, panels=panels, metric=metric))
     return [png, md, *sweep_lib.write_tables(sweep)]
 
 

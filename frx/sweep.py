@@ -11,6 +11,7 @@
     [grid]                             # every combination of these lists
     "optim.lr" = [1e-3, 2e-3, 4e-3]
     seed = [0, 1]
+    model = [{ width = 64, num_heads = 2 }, { width = 128, num_heads = 4 }]   # fields that go together
 
     [random]                           # optional: `samples` draws, each crossed with the grid
     samples = 8
@@ -84,6 +85,14 @@ def _flatten(table: dict, prefix: str = "") -> dict:
     return out
 
 
+def _merge(choices) -> dict:
+    """One grid point: key -> value, where a table value sets several fields together."""
+    point = {}
+    for key, value in choices:
+        point.update(_flatten(value, key + ".") if isinstance(value, dict) else {key: value})
+    return point
+
+
 def _draw(rng, key: str, spec) -> object:
     if not (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in DISTRIBUTIONS):
         raise ConfigError(f"[random] {key} must be {{log_uniform = [lo, hi]}}, {{uniform = [lo, hi]}} or {{choice = [...]}}")
@@ -145,15 +154,15 @@ def load(path: str, *, workdir: str | None = None, parallel: int | None = None) 
     random = _flatten(random)
     if random and samples < 1:
         raise ConfigError(f"{path}: [random] needs samples = N (at least 1)")
-    clash = (set(fixed) & set(grid)) | (set(fixed) & set(random)) | (set(grid) & set(random))
-    if clash:
-        raise ConfigError(f"{path}: {sorted(clash)} given in more than one of [set], [grid], [random]")
-
     rng = np.random.default_rng(random_seed)
     draws = [{k: _draw(rng, k, v) for k, v in random.items()} for _ in range(samples)] if random else [{}]
-    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    combos = [_merge(zip(grid, values)) for values in itertools.product(*grid.values())]
+    gridded = {k for combo in combos for k in combo}
+    clash = (set(fixed) & gridded) | (set(fixed) & set(random)) | (gridded & set(random))
+    if clash:
+        raise ConfigError(f"{path}: {sorted(clash)} given in more than one of [set], [grid], [random]")
     points = [{**draw, **combo} for draw in draws for combo in combos]
-    varied = list(random) + list(grid)
+    varied = list(random) + list(dict.fromkeys(k for combo in combos for k in combo))
     names = _run_names(points, varied)
     fixed.setdefault("log.progress", False)  # a progress bar in a log file is noise
     runs = tuple(Run(name, {**fixed, **point}) for name, point in zip(names, points))
@@ -321,10 +330,13 @@ def default_axes(sweep: Sweep) -> tuple[str, str | None, str | None]:
 def curves(rows: list[dict], *, x: str, series: str | None, panels: str | None, metric: str) -> dict:
     """{panel: {series: [(x, mean metric over the other varied keys, n runs)]}}, sorted by x.
 
-    A point where any run diverged (or failed, or has not finished) has mean nan.
+    Runs that have not finished are left out; a point where any finished run diverged or failed
+    has mean nan.
     """
     groups: dict = {}
     for row in rows:
+        if row.get("status") in ("pending", "running"):
+            continue
         key = (row.get(panels) if panels else None, row.get(series) if series else None, row[x])
         value = row.get(metric)
         ok = row.get("status") == "ok" and isinstance(value, (int, float)) and math.isfinite(value)
@@ -355,13 +367,36 @@ def format_optima(curve_data: dict, *, x: str, series: str | None, panels: str |
     lines = [f"| {panels or ''} | {series or ''} | best {x} | {metric} at best | log2 shift vs first |",
              "|---|---|---|---|---|"]
     for panel, per_panel in best.items():
+        panel = "" if panel is None else panel
         first = None
         for serie, found in sorted(per_panel.items(), key=lambda kv: (kv[0] is None, kv[0])):
             if found is None:
-                lines.append(f"| {panel} | {serie} | all diverged | | |")
+                lines.append(f"| {panel} | {serie} | every run diverged or failed | | |")
                 continue
             xv, value = found
             first = xv if first is None else first
             shift = math.log2(xv / first) if isinstance(xv, (int, float)) and first else float("nan")
             lines.append(f"| {panel} | {serie} | {_format(xv)} | {value:.4f} | {shift:+.1f} |")
     return "\n".join(lines)
+
+
+def format_grid(curve_data: dict, *, x: str, series: str | None, panels: str | None, metric: str) -> str:
+    """Markdown tables of the mean metric, one per panel: a row per series, a column per x; the best
+    x of each row in bold; "div." where a run diverged or failed."""
+    out = []
+    for panel, per_panel in curve_data.items():
+        xs = sorted({p[0] for points in per_panel.values() for p in points})
+        title = f"{panels} = {panel}: " if panels else ""
+        out += [f"{title}mean {metric}", "", f"| {series or ''} \\ {x} | " + " | ".join(_format(v) for v in xs) + " |",
+                "|---|" + "---|" * len(xs)]
+        best = optima({panel: per_panel})[panel]
+        for serie in sorted(per_panel, key=lambda s: (s is None, s)):
+            values = {p[0]: p[1] for p in per_panel[serie]}
+            cells = []
+            for xv in xs:
+                v = values.get(xv)
+                text = "" if v is None else "div." if not math.isfinite(v) else f"{v:.3f}"
+                cells.append(f"**{text}**" if best[serie] and best[serie][0] == xv else text)
+            out.append(f"| {serie} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)

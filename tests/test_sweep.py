@@ -59,6 +59,19 @@ optim.wd = { log_uniform = [1e-5, 1e-3] }
     assert sweep.load(path, workdir=str(tmp_path / "x"), parallel=3).parallel == 3
 
 
+def test_a_grid_of_tables_varies_fields_together(tmp_path):
+    plan = sweep.load(_write(tmp_path, """
+preset = "demo"
+[grid]
+model = [{ width = 64, num_heads = 2 }, { width = 128, num_heads = 4 }]
+"optim.lr" = [0.001, 0.002]
+"""))
+    assert plan.varied == ("model.width", "model.num_heads", "optim.lr")
+    assert [(r.overrides["model.width"], r.overrides["model.num_heads"]) for r in plan.runs] == [
+        (64, 2), (64, 2), (128, 4), (128, 4)]
+    assert plan.runs[2].name == "width=128,num_heads=4,lr=0.001"
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
