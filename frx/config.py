@@ -462,6 +462,7 @@ def mup_base_dims(mup: MupConfig, model: ModelConfig) -> ModelDims:
 
 
 def validate_mup(mup: MupConfig, model: ModelConfig) -> None:
+    """The muP settings are usable with `model` (arithmetic only: the roles need JAX, frx.mup)."""
     for name in ("base_width", "base_mlp_dim", "base_num_heads"):
         value = getattr(mup, name)
         if value is not None and value <= 0:

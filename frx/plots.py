@@ -126,7 +126,8 @@ def write_sweep_plots(workdir: str, *, metric: str = "train_loss", x: str | None
         ax.set_title(f"{panels} = {panel}" if panels else os.path.basename(os.path.normpath(workdir)))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0][0].set_ylabel(f"{metric} (mean over {_others(sweep, x, series, panels)})")
+    averaged = _others(sweep, rows, x, series, panels)
+    axes[0][0].set_ylabel(f"{metric} (mean over {averaged})" if averaged else metric)
     if finite:  # near-diverged runs (far above the median) would squash the interesting part
         lo, median = min(finite), sorted(finite)[len(finite) // 2]
         hi = min(max(finite), lo + 5 * (median - lo))
@@ -143,6 +144,12 @@ def write_sweep_plots(workdir: str, *, metric: str = "train_loss", x: str | None
     return [png, md, *sweep_lib.write_tables(sweep)]
 
 
-def _others(sweep, *axes) -> str:
-    rest = [k.split(".")[-1] for k in sweep.varied if k not in axes]
-    return ", ".join(rest) if rest else "runs"
+def _others(sweep, rows, *axes) -> str:
+    """The varied fields that a point averages over (not those that move with the axes, e.g. heads
+    varied together with the width)."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(a) for a in axes if a), []).append(row)
+    rest = [k.split(".")[-1] for k in sweep.varied if k not in axes
+            and any(len({str(r.get(k)) for r in group}) > 1 for group in groups.values())]
+    return ", ".join(rest)

@@ -109,6 +109,16 @@ def test_roles_come_from_comparing_shapes_with_the_base_model():
     assert mlp_only["blocks/0/attn/q/kernel"].role == "finite"
 
 
+def test_a_parameter_without_an_init_law_is_refused_by_name(monkeypatch):
+    class Custom(nnx.Module):  # a user layer that creates its parameter the plain Flax way
+        def __init__(self, cfg, seed):
+            self.gain = nnx.Param(jnp.ones((cfg.dims().width,)))
+
+    monkeypatch.setattr(mup.models, "make", lambda cfg, seed=0: Custom(cfg, seed))
+    with pytest.raises(ConfigError, match=r"parameter gain has no init law.*frx.models.inits.param"):
+        mup.roles(_model(48), _mup(24))
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_lr_and_wd_factors_per_role_for_adam_and_sgd(optimizer):
     roles = mup.roles(_model(128, posemb="learn", rep_size=-1), _mup(32))  # m = 4
