@@ -32,6 +32,9 @@ decay factor is 1 (a decay coupled to the lr, as in PyTorch's AdamW, would need 
 
 At width == base width every multiplier is exactly 1 and the attention scale is exactly SP's, and
 nothing is applied where a factor is 1, so muP is bit-identical to SP there.
+
+Entry points: `make_model` / `optimizer_multipliers` for frx models built from a config (`--mup.*`),
+and `parametrize` / `lr_multipliers` for any NNX module built from frx layers and its base module.
 """
 
 from __future__ import annotations
@@ -111,11 +114,11 @@ def _role(fan_in: int | None, m_in: float, m_out: float) -> str:
     return "hidden" if m_out != 1 else "output"
 
 
-@functools.lru_cache(maxsize=64)
-def roles(model: ModelConfig, mup: MupConfig) -> dict[str, ParamRole]:
-    """path -> ParamRole for every parameter of `model`, relative to its muP base model."""
-    target = _params_with_paths(_abstract(model))
-    base = _params_with_paths(_abstract(base_model_config(model, mup)))
+def roles_of(module, base_module) -> dict[str, ParamRole]:
+    """path -> ParamRole for every parameter of `module`, relative to `base_module` (the same
+    architecture at the base widths). Either may be abstract (`nnx.eval_shape`); any nnx module
+    whose parameters carry init laws works (frx.models.inits)."""
+    target, base = _params_with_paths(module), _params_with_paths(base_module)
     if set(target) != set(base):
         missing = sorted(set(target) ^ set(base))[:3]
         raise ConfigError(
@@ -146,6 +149,12 @@ def roles(model: ModelConfig, mup: MupConfig) -> dict[str, ParamRole]:
             base_std=_law_std(path, base[path], base_law.shape if base_law else base_shape),
         )
     return table
+
+
+@functools.lru_cache(maxsize=64)
+def roles(model: ModelConfig, mup: MupConfig) -> dict[str, ParamRole]:
+    """path -> ParamRole for every parameter of the frx model `model`, relative to its muP base model."""
+    return roles_of(_abstract(model), _abstract(base_model_config(model, mup)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -216,14 +225,9 @@ def _base_head_dims(model: ModelConfig, mup: MupConfig) -> dict[str, int]:
     return _attention_head_dims(_abstract(base_model_config(model, mup)))
 
 
-def configure(module, model: ModelConfig, mup: MupConfig) -> None:
-    """Sets muP's forward multipliers (static attributes) on a freshly built model, in place."""
-    if mup.param != "mup":
-        return
-    table = roles(model, mup)
-    base_head_dims = _base_head_dims(model, mup)
-    nodes = list(nnx.iter_graph(module))
-    for p, node in nodes:
+def _set_multipliers(module, table: dict[str, ParamRole], base_head_dims: dict[str, int], mup: MupConfig) -> None:
+    """Sets muP's forward multipliers (static attributes) on a freshly built module, in place."""
+    for p, node in list(nnx.iter_graph(module)):
         path = paths.path_str(p)
         if isinstance(node, layers.Dense):
             kernel = table[f"{path}/kernel"]
@@ -235,9 +239,8 @@ def configure(module, model: ModelConfig, mup: MupConfig) -> None:
             node.scale = attention_scale(node.q.out_shape[-1], base_head_dims[path], mup)
 
 
-def rescale_init(module, model: ModelConfig, mup: MupConfig) -> None:
+def _rescale_init(module, table: dict[str, ParamRole], mup: MupConfig) -> None:
     """Turns SP's initial values into muP's (in place); zeroes the queries if asked (any param)."""
-    table = roles(model, mup) if mup.param == "mup" else {}
     for path, var in _params_with_paths(module).items():
         if mup.zero_init_queries and re.fullmatch(QUERY_KERNEL, path):
             var[...] = jnp.zeros_like(var[...])  # not x * 0, which keeps signed zeros
@@ -247,24 +250,43 @@ def rescale_init(module, model: ModelConfig, mup: MupConfig) -> None:
             var[...] = var[...] * factor
 
 
+def parametrize(module, base_module, mup: MupConfig) -> dict[str, ParamRole]:
+    """Applies `mup` in place to a freshly initialised nnx module of any architecture built from frx
+    layers, relative to `base_module` (the same architecture at the base widths; abstract is fine):
+    forward multipliers, attention scales and initial values. Returns the roles, for
+    `lr_multipliers`. With `mup.param == "sp"` only `zero_init_queries` applies."""
+    table = roles_of(module, base_module) if mup.param == "mup" else {}
+    if mup.param == "mup":
+        _set_multipliers(module, table, _attention_head_dims(base_module), mup)
+    _rescale_init(module, table, mup)
+    return table
+
+
 def make_model(model: ModelConfig, mup: MupConfig | None = None, seed: int = 0):
-    """The model of `model` under the parametrization `mup` (default SP), initialised from `seed`."""
+    """The frx model of `model` under the parametrization `mup` (default SP), initialised from `seed`."""
     module = models.make(model, seed)
     if mup is None:
         return module
-    configure(module, model, mup)
-    rescale_init(module, model, mup)
+    table = roles(model, mup) if mup.param == "mup" else {}  # cached: the same for every build
+    if mup.param == "mup":
+        _set_multipliers(module, table, _base_head_dims(model, mup), mup)
+    _rescale_init(module, table, mup)
     return module
 
 
-def optimizer_multipliers(model: ModelConfig, mup: MupConfig, optimizer: str, params):
-    """(lr factors, wd factors) as trees shaped like `params` for `frx.optim.make`; (None, None) for SP."""
-    if mup.param != "mup":
-        return None, None
-    table = roles(model, mup)
+def lr_multipliers(table: dict[str, ParamRole], optimizer: str, params):
+    """(lr factors, wd factors) as trees shaped like `params` (paths as in `table`) for
+    `frx.optim.make(..., extra_lr_mults=, extra_wd_mults=)`."""
     lr = paths.map_with_path(lambda path, _: lr_factor(table[path], optimizer), params)
     wd = paths.map_with_path(lambda path, _: wd_factor(table[path], optimizer), params)
     return lr, wd
+
+
+def optimizer_multipliers(model: ModelConfig, mup: MupConfig, optimizer: str, params):
+    """`lr_multipliers` for the frx model `model`; (None, None) for SP."""
+    if mup.param != "mup":
+        return None, None
+    return lr_multipliers(roles(model, mup), optimizer, params)
 
 
 def describe(model: ModelConfig, mup: MupConfig, optimizer: str) -> str:

@@ -109,6 +109,34 @@ def test_roles_come_from_comparing_shapes_with_the_base_model():
     assert mlp_only["blocks/0/attn/q/kernel"].role == "finite"
 
 
+def test_any_model_built_from_frx_layers_can_be_parametrized():
+    from frx.models import inits, layers
+
+    class TinyMlp(nnx.Module):  # not a ViT: input, hidden and readout layers of a plain MLP
+        def __init__(self, width, rngs):
+            kw = dict(kernel_init=inits.lecun_normal, rngs=rngs)
+            self.inp = layers.Dense((8,), (width,), **kw)
+            self.hidden = layers.Dense((width,), (width,), **kw)
+            self.out = layers.Dense((width,), (3,), **kw)
+
+        def __call__(self, x):
+            return self.out(jax.nn.relu(self.hidden(jax.nn.relu(self.inp(x)))))
+
+    sp = TinyMlp(256, nnx.Rngs(0))
+    model = TinyMlp(256, nnx.Rngs(0))
+    table = mup.parametrize(model, nnx.eval_shape(lambda: TinyMlp(64, nnx.Rngs(0))), MupConfig(param="mup"))
+    assert {p: r.role for p, r in table.items() if p.endswith("kernel")} == {
+        "inp/kernel": "input", "hidden/kernel": "hidden", "out/kernel": "output"}
+    assert model.out.input_multiplier == 1 / 4 and model.inp.input_multiplier == 1.0
+    # lecun-normal hidden kernels already have muP's std; the readout's is brought back to the base's.
+    assert np.array_equal(model.hidden.kernel[...], sp.hidden.kernel[...])
+    np.testing.assert_allclose(model.out.kernel[...], 2 * sp.out.kernel[...], rtol=1e-6)
+    params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    lr, wd = mup.lr_multipliers(table, "adam", params)
+    assert (lr["hidden"]["kernel"], lr["out"]["kernel"], lr["inp"]["kernel"], wd["hidden"]["kernel"]) == (0.25, 1, 1, 1)
+    assert model(jnp.ones((2, 8))).shape == (2, 3)
+
+
 def test_a_parameter_without_an_init_law_is_refused_by_name(monkeypatch):
     class Custom(nnx.Module):  # a user layer that creates its parameter the plain Flax way
         def __init__(self, cfg, seed):
