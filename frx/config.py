@@ -27,6 +27,7 @@ __all__ = [
     "MeshConfig",
     "ModelConfig",
     "ModelDims",
+    "MupConfig",
     "OptimConfig",
     "ScheduleConfig",
     "SyntheticConfig",
@@ -125,6 +126,33 @@ class ModelConfig:
     def pre_logits_size(self) -> int:
         """Size of the pre-logits layer (0 when there is none)."""
         return self.dims().width if self.rep_size == -1 else self.rep_size
+
+
+@dataclasses.dataclass(frozen=True)
+class MupConfig:
+    """Parametrization: big_vision's standard one (sp) or muP relative to a base model (frx.mup, docs/mup.md).
+
+    The base model is the run's model with `base_width` (and `base_mlp_dim`, `base_num_heads`); every
+    dimension that differs from it is a width that muP scales. With the base equal to the model, muP
+    is bit-identical to SP. The alphas are muP's tunable constants; at 1 they keep base width == SP.
+    """
+
+    param: Literal["sp", "mup"] = "sp"
+    """sp: standard parametrization (big_vision); mup: maximal update parametrization."""
+    base_width: int | None = None
+    """Width of the base model that muP is relative to (default: the model's own width, i.e. m = 1)."""
+    base_mlp_dim: int | None = None
+    """MLP size of the base model (default: the model's MLP ratio times base_width)."""
+    base_num_heads: int | None = None
+    """Heads of the base model (default: the model's heads, so the head dimension scales with width)."""
+    input_alpha: float = 1.0
+    """muP: multiplier on the input of the input layers (patch embedding)."""
+    output_alpha: float = 1.0
+    """muP: the readout computes head(output_alpha / m * x), m = head fan-in / base fan-in."""
+    attn_alpha: float = 1.0
+    """muP: attention logits are attn_alpha * sqrt(base_head_dim) / head_dim * q.k (= SP at base)."""
+    zero_init_queries: bool = False
+    """Initialise the query kernels to zero (recommended with muP; also allowed with sp)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -388,6 +416,8 @@ class TrainConfig:
     """Logging."""
     faults: FaultConfig = FaultConfig()
     """Handling of non-finite losses and gradients."""
+    mup: MupConfig = MupConfig()
+    """Parametrization (standard or muP) and muP's base model."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -526,6 +556,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"faults.max_skipped_steps must be >= 1, got {cfg.faults.max_skipped_steps}")
     if cfg.eval.every_steps < 0 or cfg.eval.batch_size < 0 or cfg.log.every_steps < 1:
         raise ConfigError("eval.every_steps and eval.batch_size must be >= 0, log.every_steps >= 1")
+    validate_mup(cfg.mup, m)
     return cfg
 
 
@@ -552,6 +583,47 @@ def _validate_dist(dist: DistConfig) -> None:
         raise ConfigError(f"dist.coordinator_address must be host:port, got {dist.coordinator_address!r}")
     if dist.initialization_timeout <= 0:
         raise ConfigError(f"dist.initialization_timeout must be positive, got {dist.initialization_timeout}")
+
+
+def mup_base_dims(mup: MupConfig, model: ModelConfig) -> ModelDims:
+    """The base model's sizes: the model's, with base_width, base_mlp_dim and base_num_heads."""
+    dims = model.dims()
+    width = mup.base_width if mup.base_width is not None else dims.width
+    if mup.base_mlp_dim is not None:
+        mlp_dim = mup.base_mlp_dim
+    else:
+        mlp_dim, rest = divmod(dims.mlp_dim * width, dims.width)
+        if rest:
+            raise ConfigError(
+                f"mlp_dim {dims.mlp_dim} x base_width {width} / width {dims.width} is not an integer; "
+                "set --mup.base_mlp_dim"
+            )
+    heads = mup.base_num_heads if mup.base_num_heads is not None else dims.num_heads
+    return dataclasses.replace(dims, width=width, mlp_dim=mlp_dim, num_heads=heads)
+
+
+def validate_mup(mup: MupConfig, model: ModelConfig) -> None:
+    """The muP settings are usable with `model` (arithmetic only: the roles need JAX, frx.mup)."""
+    for name in ("base_width", "base_mlp_dim", "base_num_heads"):
+        value = getattr(mup, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"mup.{name} must be positive, got {value}")
+    for name in ("input_alpha", "output_alpha", "attn_alpha"):
+        value = getattr(mup, name)
+        if not value > 0:
+            raise ConfigError(f"mup.{name} must be positive, got {value}")
+        if mup.param == "sp" and value != 1.0:
+            raise ConfigError(f"mup.{name} only applies to muP; add --mup.param mup or leave it at 1")
+    if mup.param == "sp":
+        return
+    base = mup_base_dims(mup, model)
+    if base.width % base.num_heads:
+        raise ConfigError(
+            f"muP base width {base.width} is not divisible by base heads {base.num_heads}; "
+            "change --mup.base_width or set --mup.base_num_heads"
+        )
+    if model.posemb == "sincos2d" and base.width % 4:
+        raise ConfigError(f"sincos2d position embedding needs a muP base width divisible by 4, got {base.width}")
 
 
 # --------------------------------------------------------------------------------------------------

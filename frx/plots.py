@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 from frx import tracking
@@ -49,3 +50,106 @@ def write_run_plots(workdir: str) -> list[str]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_coord_check_plot(result: dict, path: str) -> str:
+    """One panel per step t: mean |x| of every module output against width, log2-log2 (mup's layout)."""
+    plt = _pyplot()
+    widths = result["widths"]
+    modules = result["modules"]
+    steps = len(next(iter(modules.values()))[str(widths[0])])
+    legend_width = 2.1  # inches
+    fig_width = 3.6 * steps + legend_width
+    fig, axes = plt.subplots(1, steps, figsize=(fig_width, 3.8), dpi=110, squeeze=False)
+    colours = [plt.cm.tab20(i % 20) for i in range(len(modules))]
+    for t, ax in enumerate(axes[0]):
+        for colour, (name, per_width) in zip(colours, modules.items()):
+            values = [per_width[str(w)][t] for w in widths]
+            if any(v > 0 for v in values):
+                ax.plot(widths, [v if v > 0 else float("nan") for v in values], marker="o", markersize=3,
+                        color=colour, label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("width")
+        ax.set_title(f"{result['param']}  t={t + 1}")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("mean |x|")
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    right = 1 - legend_width / fig_width
+    fig.tight_layout(rect=(0, 0, right, 1))
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(right, 0.5), fontsize=7, frameon=False)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_sweep_plots(workdir: str, *, metric: str = "train_loss", x: str | None = None,
+                      series: str | None = None, panels: str | None = None) -> list[str]:
+    """The learning-rate transfer figure of a sweep folder (loss against lr, one curve per width, one
+    panel per parametrization; TP5 Figure 1's layout) and `transfer.md`, the optimum per curve."""
+    from frx import sweep as sweep_lib
+
+    sweep = sweep_lib.load_folder(workdir)
+    default_x, default_series, default_panels = sweep_lib.default_axes(sweep)
+    x, series, panels = x or default_x, series or default_series, panels or default_panels
+    rows = sweep_lib.result_rows(sweep)
+    data = sweep_lib.curves(rows, x=x, series=series, panels=panels, metric=metric)
+    best = sweep_lib.optima(data)
+    plt = _pyplot()
+    names = list(dict.fromkeys(row.get(panels) for row in rows)) if panels else [None]  # the sweep's order
+    names = [n for n in names if n in data]
+    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), dpi=120, squeeze=False, sharey=True)
+    finite = [v for per in data.values() for pts in per.values() for _, v, _ in pts if math.isfinite(v)]
+    for ax, panel in zip(axes[0], names):
+        serie_names = sorted(data[panel], key=lambda s: (s is None, s))
+        colours = plt.cm.viridis([i / max(len(serie_names) - 1, 1) for i in range(len(serie_names))])
+        for colour, serie in zip(colours, serie_names):
+            points = data[panel][serie]
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, color=colour,
+                    label=f"{series.split('.')[-1]} {serie}" if series else metric)
+            if best[panel][serie] is not None:
+                bx, by = best[panel][serie]
+                ax.plot([bx], [by], marker="*", markersize=11, color=colour, markeredgecolor="black", zorder=5)
+        xs = [p[0] for pts in data[panel].values() for p in pts]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in xs):
+            ax.set_xscale("log", base=2)  # learning rates, widths: x2 grids
+        ax.set_xlabel(x)
+        ax.set_title(f"{panels} = {panel}" if panels else os.path.basename(os.path.normpath(workdir)))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    averaged = _others(sweep, rows, x, series, panels)
+    axes[0][0].set_ylabel(f"{metric} (mean over {averaged})" if averaged else metric)
+    if finite:  # near-diverged runs (far above the median) would squash the interesting part
+        lo, median = min(finite), sorted(finite)[len(finite) // 2]
+        hi = min(max(finite), lo + 5 * (median - lo))
+        pad = (hi - lo) or 0.05 * abs(lo) or 1.0
+        axes[0][0].set_ylim(lo - 0.05 * pad, hi + 0.05 * pad)
+    fig.tight_layout()
+    png = os.path.join(workdir, "lr_transfer.png")
+    fig.savefig(png)
+    plt.close(fig)
+    md = os.path.join(workdir, "transfer.md")
+    with open(md, "w") as f:
+        f.write(sweep_lib.format_optima(data, x=x, series=series, panels=panels, metric=metric) + "\n\n")
+        f.write(sweep_lib.format_grid(data, x=x, series=series, panels=panels, metric=metric))
+    return [png, md, *sweep_lib.write_tables(sweep)]
+
+
+def _others(sweep, rows, *axes) -> str:
+    """The varied fields that a point averages over (not those that move with the axes, e.g. heads
+    varied together with the width)."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(a) for a in axes if a), []).append(row)
+    rest = [k.split(".")[-1] for k in sweep.varied if k not in axes
+            and any(len({str(r.get(k)) for r in group}) > 1 for group in groups.values())]
+    return ", ".join(rest)

@@ -14,25 +14,29 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from frx import faults, models
-from frx.config import ModelConfig
+from frx import faults
+from frx import mup as mup_lib
+from frx.config import ModelConfig, MupConfig
 
 
-def abstract_model(cfg: ModelConfig, seed: int = 0):
-    """(graphdef, params as ShapeDtypeStructs) without allocating any parameter."""
-    graphdef, params = nnx.split(nnx.eval_shape(lambda: models.make(cfg, seed)))
+def abstract_model(cfg: ModelConfig, seed: int = 0, mup: MupConfig | None = None):
+    """(graphdef, params as ShapeDtypeStructs) without allocating any parameter.
+
+    `mup` picks the parametrization (default SP); its forward multipliers live in the graphdef.
+    """
+    graphdef, params = nnx.split(nnx.eval_shape(lambda: mup_lib.make_model(cfg, mup, seed)))
     return graphdef, nnx.to_pure_dict(params)
 
 
-def init_params(cfg: ModelConfig, seed: int):
-    return nnx.to_pure_dict(nnx.split(models.make(cfg, seed))[1])
+def init_params(cfg: ModelConfig, seed: int, mup: MupConfig | None = None):
+    return nnx.to_pure_dict(nnx.split(mup_lib.make_model(cfg, mup, seed))[1])
 
 
-def make_init_fn(cfg: ModelConfig, tx, seed: int):
+def make_init_fn(cfg: ModelConfig, tx, seed: int, mup: MupConfig | None = None):
     """A function () -> state, to be jitted with out_shardings so each device builds its own part."""
 
     def init():
-        params = init_params(cfg, seed)
+        params = init_params(cfg, seed, mup)
         return {
             "params": params,
             "opt": tx.init(params),

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import optax
 
-from frx import ckpt, faults, optim, preemption, preflight, schedules, sharding, tracking
+from frx import ckpt, faults, mup, optim, preemption, preflight, schedules, sharding, tracking
 from frx import state as state_lib
 from frx.config import ConfigError, TrainConfig, from_dict, to_dict, validate
 from frx.data import pipeline
@@ -56,7 +56,10 @@ def get_workdir(cfg: TrainConfig) -> str:
 
 
 def _model_fingerprint(cfg: TrainConfig) -> dict:
-    return {"model": to_dict(cfg.model)}
+    model = to_dict(cfg.model)
+    if cfg.mup.param != "sp":  # SP runs keep the fingerprint they had before muP existed
+        model["mup"] = to_dict(cfg.mup)
+    return {"model": model}
 
 
 @dataclasses.dataclass
@@ -104,10 +107,11 @@ def setup(cfg: TrainConfig) -> RunSetup:
     train_pp, eval_pp = make_pipeline(cfg.data.pp_train), make_pipeline(cfg.data.pp_eval)
     _check_image_size(train_source, train_pp, cfg.model.image_size, "pp_train")
     durations = get_durations(cfg, len(train_source))
-    graphdef, abstract_params = state_lib.abstract_model(cfg.model, cfg.seed)
+    graphdef, abstract_params = state_lib.abstract_model(cfg.model, cfg.seed, cfg.mup)
     schedule = schedules.make(cfg.schedule, durations.total_steps, durations.warmup_steps)
-    tx = optim.make(cfg.optim, schedule, abstract_params)
-    init_fn = state_lib.make_init_fn(cfg.model, tx, cfg.seed)
+    lr_mults, wd_mults = mup.optimizer_multipliers(cfg.model, cfg.mup, cfg.optim.name, abstract_params)
+    tx = optim.make(cfg.optim, schedule, abstract_params, extra_lr_mults=lr_mults, extra_wd_mults=wd_mults)
+    init_fn = state_lib.make_init_fn(cfg.model, tx, cfg.seed, cfg.mup)
     params_sharding = sharding.param_shardings(abstract_params, mesh, sharding.resolve_rules(cfg.mesh, mesh))
     state_sharding = sharding.state_shardings(init_fn, params_sharding, mesh)
     preflight.check_run(cfg, durations=durations, abstract_params=abstract_params,  # reliability: checks
@@ -296,8 +300,12 @@ def _check_image_size(source, pp, size: int, field: str) -> None:
 def _describe(cfg, durations, params, mesh, workdir) -> str:
     n = sum(x.size for x in jax.tree.leaves(params))
     dims = cfg.model.dims()
+    if cfg.mup.param == "mup":
+        dims_note = f" muP (base width {mup.base_model_config(cfg.model, cfg.mup).dims().width})"
+    else:
+        dims_note = ""
     return (
-        f"frx train {cfg.name}: ViT width {dims.width} depth {dims.depth} heads {dims.num_heads} "
+        f"frx train {cfg.name}: ViT width {dims.width}{dims_note} depth {dims.depth} heads {dims.num_heads} "
         f"patch {dims.patch_size} ({n:,} params) | {durations.total_steps} steps of batch {cfg.batch_size} "
         f"(warmup {durations.warmup_steps}) | {sharding.describe(cfg.mesh, mesh)} | {workdir}"
     )

@@ -15,16 +15,17 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from frx.models import kernels
+from frx.models import inits, kernels
 from frx.sharding import constrain
 
 F32 = jnp.float32
 Initializer = Callable[..., jax.Array]
 
-# Flax's defaults as big_vision uses them.
-lecun_normal = jax.nn.initializers.lecun_normal()  # truncated normal (+-2 sigma), std sqrt(1/fan_in)
-xavier_uniform = jax.nn.initializers.xavier_uniform()  # U(+-sqrt(6/(fan_in+fan_out)))
-zeros = jax.nn.initializers.zeros
+# Flax's defaults as big_vision uses them (the same draws as jax.nn.initializers' functions of these
+# names; the frx.models.inits versions also state their std, which muP needs to rescale them).
+lecun_normal = inits.lecun_normal  # truncated normal (+-2 sigma), std sqrt(1/fan_in)
+xavier_uniform = inits.xavier_uniform  # U(+-sqrt(6/(fan_in+fan_out)))
+zeros = inits.zeros
 LAYERNORM_EPS = 1e-6
 
 
@@ -33,6 +34,9 @@ class Dense(nnx.Module):
 
     Like Flax's DenseGeneral, the kernel is initialised as the flattened (fan_in, fan_out) matrix, so
     a (D, H, Dh) query kernel under xavier is U(+-sqrt(6/(D + H*Dh))).
+
+    `input_multiplier` scales x before the matmul (1 = off). It is a static attribute that a
+    parametrization sets after construction: muP's readout multiplier alpha_out/m (frx.mup).
     """
 
     def __init__(
@@ -47,14 +51,18 @@ class Dense(nnx.Module):
     ):
         self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
         fan_in, fan_out = math.prod(self.in_shape), math.prod(self.out_shape)
-        kernel = kernel_init(rngs.params(), (fan_in, fan_out), F32)
-        self.kernel = nnx.Param(kernel.reshape(self.in_shape + self.out_shape))
-        self.bias = nnx.Param(bias_init(rngs.params(), (fan_out,), F32).reshape(self.out_shape))
+        self.kernel = inits.param(
+            kernel_init, rngs.params(), (fan_in, fan_out), param_shape=self.in_shape + self.out_shape, fan_in=fan_in
+        )
+        self.bias = inits.param(bias_init, rngs.params(), (fan_out,), param_shape=self.out_shape)
         self.dtype = dtype
+        self.input_multiplier = 1.0
 
     def __call__(self, x: jax.Array) -> jax.Array:
         fan_in, fan_out = math.prod(self.in_shape), math.prod(self.out_shape)
         lead = x.shape[: x.ndim - len(self.in_shape)]
+        if self.input_multiplier != 1.0:  # skipped at 1 so that SP programs stay exactly as they were
+            x = x * jnp.asarray(self.input_multiplier, x.dtype)
         y = kernels.dense(
             x.reshape(lead + (fan_in,)),
             self.kernel[...].reshape(fan_in, fan_out),
@@ -126,7 +134,7 @@ class Mlp(nnx.Module):
     """Dense -> tanh-GELU -> Dense; xavier-uniform kernels, biases N(0, 1e-6)."""
 
     def __init__(self, width: int, mlp_dim: int, *, dtype, rngs: nnx.Rngs):
-        kw = dict(kernel_init=xavier_uniform, bias_init=jax.nn.initializers.normal(1e-6), dtype=dtype, rngs=rngs)
+        kw = dict(kernel_init=xavier_uniform, bias_init=inits.Normal(1e-6), dtype=dtype, rngs=rngs)
         self.fc1 = Dense((width,), (mlp_dim,), **kw)
         self.fc2 = Dense((mlp_dim,), (width,), **kw)
 
@@ -153,7 +161,7 @@ class MapHead(nnx.Module):
     """Multi-head attention pooling: a learned probe attends over the tokens, then LN + MLP residual."""
 
     def __init__(self, width: int, mlp_dim: int, num_heads: int, *, dtype, impl: str, rngs: nnx.Rngs):
-        self.probe = nnx.Param(xavier_uniform(rngs.params(), (1, 1, width), F32))
+        self.probe = inits.param(xavier_uniform, rngs.params(), (1, 1, width))
         self.attn = Attention(width, num_heads, dtype=dtype, impl=impl, rngs=rngs)
         self.norm = layer_norm(width, rngs)
         self.mlp = Mlp(width, mlp_dim, dtype=dtype, rngs=rngs)

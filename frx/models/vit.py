@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from frx.config import ModelConfig
-from frx.models import layers
+from frx.models import inits, layers
 from frx.sharding import constrain
 
 F32 = jnp.float32
@@ -28,11 +28,11 @@ class ViT(nnx.Module):
         block = dict(dtype=dtype, impl=cfg.attention, rngs=rngs)
 
         self.embedding = layers.PatchEmbedding(dims.patch_size, 3, width, dtype=dtype, rngs=rngs)
-        if cfg.posemb == "learn":
-            std = width**-0.5
-            self.pos_embedding = nnx.Param(jax.random.normal(rngs.params(), (1, grid * grid, width), F32) * std)
+        if cfg.posemb == "learn":  # big_vision: normal with std 1/sqrt(width)
+            posemb_init = inits.VarianceScaling(1.0, "fan_out", "normal")
+            self.pos_embedding = inits.param(posemb_init, rngs.params(), (1, grid * grid, width))
         if cfg.pool == "tok":
-            self.cls = nnx.Param(jnp.zeros((1, 1, width), F32))
+            self.cls = inits.param(inits.zeros, None, (1, 1, width))
         self.blocks = nnx.List(
             [layers.EncoderBlock(width, dims.mlp_dim, dims.num_heads, **block) for _ in range(dims.depth)]
         )
@@ -47,7 +47,7 @@ class ViT(nnx.Module):
             (rep or width,),
             (cfg.num_classes,),
             kernel_init=head_init,
-            bias_init=jax.nn.initializers.constant(cfg.head_bias_init),
+            bias_init=inits.Constant(cfg.head_bias_init),
             dtype=F32,
             rngs=rngs,
         )

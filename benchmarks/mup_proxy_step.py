@@ -1,0 +1,98 @@
+"""Train-step throughput of the muP transfer experiment's proxy ViTs (configs/sweeps/
+mup_lr_transfer.toml) per width, float32 against bfloat16 compute, interleaved step by step so that
+both see the same machine load. Prints one JSON line per (width, dtype) and the bf16 / f32 ratio.
+
+    JAX_NUM_CPU_DEVICES=2 python benchmarks/mup_proxy_step.py --widths 32 64 128 256 --rounds 20
+
+The step is frx's jitted train step (frx.step.make_train_step) with the sweep's settings (muP, base
+width 32, Adam, batch 64, 32x32 images in 16 patches, depth 2), on a fixed synthetic batch, so no
+input pipeline is timed. Each sample also records the CPU share that other processes used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+SWEEP = os.path.join(os.path.dirname(__file__), "..", "configs", "sweeps", "mup_lr_transfer.toml")
+
+
+def _busy_jiffies() -> int:
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4]
+
+
+def make_step(width: int, dtype: str):
+    import jax
+    import numpy as np
+
+    from frx import mup, optim, schedules, sharding, state as state_lib, sweep
+    from frx.cli import parse_train_args
+    from frx.data.ops import make_pipeline
+    from frx.step import make_train_step
+
+    plan = sweep.load(SWEEP)
+    run = next(r for r in plan.runs if r.overrides["model.width"] == width and r.overrides["mup.param"] == "mup")
+    cfg = parse_train_args(plan.preset, run.args(plan.preset, plan.workdir)[2:] + ["--model.dtype", dtype])
+    mesh = sharding.make_mesh(cfg.mesh)
+    graphdef, abstract = state_lib.abstract_model(cfg.model, 0, cfg.mup)
+    schedule = schedules.make(cfg.schedule, cfg.total_steps, cfg.schedule.warmup_steps)
+    lr_mults, wd_mults = mup.optimizer_multipliers(cfg.model, cfg.mup, cfg.optim.name, abstract)
+    tx = optim.make(cfg.optim, schedule, abstract, extra_lr_mults=lr_mults, extra_wd_mults=wd_mults)
+    state = jax.jit(state_lib.make_init_fn(cfg.model, tx, 0, cfg.mup), out_shardings=sharding.replicated(mesh))()
+    step = jax.jit(make_train_step(cfg, graphdef, tx, schedule, mesh, make_pipeline(cfg.data.pp_train).device_fn(),
+                                   optim.trainable_mask(cfg.optim, abstract)), donate_argnums=0)
+    rng = np.random.default_rng(0)
+    size = cfg.model.image_size
+    batch = sharding.put_batch({"image": rng.integers(0, 256, (cfg.batch_size, size, size, 3), dtype=np.uint8),
+                                "label": rng.integers(0, cfg.model.num_classes, (cfg.batch_size,), dtype=np.int32)},
+                               mesh)
+    holder = {"state": state}
+
+    def run_once():
+        holder["state"], metrics = step(holder["state"], batch)
+        jax.block_until_ready(metrics)
+
+    return run_once, cfg.batch_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+    for width in args.widths:
+        steps = {dtype: make_step(width, dtype) for dtype in ("float32", "bfloat16")}
+        for fn, _ in steps.values():
+            for _ in range(args.warmup):
+                fn()
+        samples = {dtype: [] for dtype in steps}
+        hz, cores = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
+        for _ in range(args.rounds):
+            for dtype, (fn, batch) in steps.items():
+                t0, busy0, own0 = time.perf_counter(), _busy_jiffies(), os.times()
+                fn()
+                wall = time.perf_counter() - t0
+                own = (os.times().user - own0.user) + (os.times().system - own0.system)
+                other = max(0.0, (_busy_jiffies() - busy0) / hz - own) / (wall * cores)
+                samples[dtype].append((wall, other))
+        rates = {}
+        for dtype, values in samples.items():
+            clean = [w for w, o in values if o < 0.1] or [w for w, _ in values]
+            rates[dtype] = steps[dtype][1] / statistics.median(clean)
+            print(json.dumps({"width": width, "dtype": dtype, "img_per_s": round(rates[dtype], 1),
+                              "clean_samples": sum(o < 0.1 for _, o in values), "samples": len(values),
+                              "median_other_load": round(statistics.median(o for _, o in values), 2)}))
+        print(json.dumps({"width": width, "bf16_over_f32": round(rates["bfloat16"] / rates["float32"], 2)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+"""The one place muP (maximal update parametrization, Yang et al. 2022, "Tensor Programs V") lives.
+
+muP is defined relative to a *base model*: the run's model at `mup.base_width` (and optionally
+`base_mlp_dim`, `base_num_heads`). Every dimension whose size differs between the two is a width
+that scales; the others are finite. Comparing the two models' parameter shapes gives each
+parameter a role and its fan-in / fan-out multipliers m_in, m_out (target size / base size):
+
+    role     what                                         fan-in   fan-out  examples
+    input    weight from finite to width                  finite   width    embedding/kernel
+    vector   non-matrix with a width axis                 -        width    biases, LayerNorm, pos_embedding, cls, probe
+    hidden   weight from width to width                   width    width    q/k/v/out, fc1/fc2, pre_logits
+    output   weight from width to finite (the readout)    width    finite   head/kernel
+    finite   nothing scales                               finite   finite   head/bias
+
+and muP prescribes, per role (../shared/spec/mup.md section 2, readout in "form A", i.e. microsoft/mup
+MuReadout = TP5 Table 8):
+
+    role     init std (vs base)     forward                 Adam lr    SGD lr
+    input    base std               x alpha_in on its input  eta        eta * m_out
+    vector   base std               -                       eta        eta * m_out
+    hidden   base std / sqrt(m_in)  -                       eta / m_in  eta * m_out / m_in
+    output   base std (or 0)        x alpha_out / m_in       eta        eta * m_in
+    finite   base std               -                       eta        eta
+    attention logits                alpha_attn * sqrt(dh_base) / dh  (SP: 1 / sqrt(dh))
+
+"base std" is the std that frx's SP initialiser of that parameter has *at the base shape* (each
+parameter carries its initialiser's law, frx.models.inits), so e.g. a learned position embedding keeps
+std 1/sqrt(base_width) at every width, and a hidden xavier kernel keeps its SP init whenever its fan-in
+and fan-out scale alike. Weight decay: frx's `wd` is big_vision's decoupled decay, p -= m(t)*wd*p, not
+multiplied by the learning rate, so the per-step decay is already width-invariant and every muP weight-
+decay factor is 1 (a decay coupled to the lr, as in PyTorch's AdamW, would need 1 / lr factor instead).
+
+At width == base width every multiplier is exactly 1 and the attention scale is exactly SP's, and
+nothing is applied where a factor is 1, so muP is bit-identical to SP there.
+
+Entry points: `make_model` / `optimizer_multipliers` for frx models built from a config (`--mup.*`),
+and `parametrize` / `lr_multipliers` for any NNX module built from frx layers and its base module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import re
+
+import jax.numpy as jnp
+from flax import nnx
+
+from frx import models, paths
+from frx.config import ConfigError, ModelConfig, MupConfig, mup_base_dims
+from frx.models import inits, layers
+
+ROLES = ("input", "vector", "hidden", "output", "finite")
+NORM_PARAM = r"(.*/)?[^/]*norm[^/]*/(scale|bias)"
+"""Parameters created by Flax's LayerNorm (no init law): ones/zeros, the same at every width."""
+QUERY_KERNEL = r"(.*/)?attn/q/kernel"
+"""The query kernels that `mup.zero_init_queries` sets to zero."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamRole:
+    """One parameter compared with its counterpart in the base model."""
+
+    path: str
+    role: str
+    shape: tuple[int, ...]
+    base_shape: tuple[int, ...]
+    fan_in_mult: float
+    """m_in: fan-in / base fan-in (1 for vector-like parameters)."""
+    fan_out_mult: float
+    """m_out: fan-out / base fan-out (for a vector, its size / base size)."""
+    sp_std: float
+    """The SP initial std at this shape."""
+    base_std: float
+    """The SP initial std at the base shape."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Roles
+
+
+def base_model_config(model: ModelConfig, mup: MupConfig) -> ModelConfig:
+    """The model that muP is relative to: `model` with the base width, MLP size and heads."""
+    dims = mup_base_dims(mup, model)
+    return dataclasses.replace(model, width=dims.width, mlp_dim=dims.mlp_dim, num_heads=dims.num_heads)
+
+
+def _abstract(model_cfg: ModelConfig):
+    return nnx.eval_shape(lambda: models.make(model_cfg, 0))
+
+
+def _params_with_paths(module) -> dict[str, nnx.Variable]:
+    return {paths.path_str(p): v for p, v in nnx.iter_graph(module) if isinstance(v, nnx.Param)}
+
+
+def _law_std(path: str, variable, shape) -> float:
+    law = inits.get_law(variable)
+    if law is None:
+        return 0.0  # a NORM_PARAM (checked by the caller): constant init
+    if not hasattr(law.initializer, "std"):
+        raise ConfigError(
+            f"parameter {path} was initialised with {law.initializer!r}, which does not state its std; "
+            "use an initialiser from frx.models.inits"
+        )
+    return law.std(shape)
+
+
+def _role(fan_in: int | None, m_in: float, m_out: float) -> str:
+    if fan_in is None:
+        return "finite" if m_out == 1 else "vector"
+    if m_in == 1:
+        return "finite" if m_out == 1 else "input"
+    return "hidden" if m_out != 1 else "output"
+
+
+def roles_of(module, base_module) -> dict[str, ParamRole]:
+    """path -> ParamRole for every parameter of `module`, relative to `base_module` (the same
+    architecture at the base widths). Either may be abstract (`nnx.eval_shape`); any nnx module
+    whose parameters carry init laws works (frx.models.inits)."""
+    target, base = _params_with_paths(module), _params_with_paths(base_module)
+    if set(target) != set(base):
+        missing = sorted(set(target) ^ set(base))[:3]
+        raise ConfigError(
+            f"the muP base model has other parameters than the model ({missing} ...): the base may differ "
+            "only in widths (mup.base_width, base_mlp_dim, base_num_heads), not in depth or layers"
+        )
+    table = {}
+    for path, var in target.items():
+        law, base_law = inits.get_law(var), inits.get_law(base[path])
+        if law is None and not re.fullmatch(NORM_PARAM, path):
+            raise ConfigError(
+                f"parameter {path} has no init law, so muP cannot tell its role and initial scale; "
+                "create it with frx.models.inits.param(...)"
+            )
+        shape, base_shape = tuple(var.shape), tuple(base[path].shape)
+        fan_in = law.fan_in if law else None
+        base_fan_in = base_law.fan_in if base_law else None
+        m_in = fan_in / base_fan_in if fan_in else 1.0
+        m_out = (math.prod(shape) / (fan_in or 1)) / (math.prod(base_shape) / (base_fan_in or 1))
+        table[path] = ParamRole(
+            path=path,
+            role=_role(fan_in, m_in, m_out),
+            shape=shape,
+            base_shape=base_shape,
+            fan_in_mult=m_in,
+            fan_out_mult=m_out,
+            sp_std=_law_std(path, var, law.shape if law else shape),
+            base_std=_law_std(path, base[path], base_law.shape if base_law else base_shape),
+        )
+    return table
+
+
+@functools.lru_cache(maxsize=64)
+def roles(model: ModelConfig, mup: MupConfig) -> dict[str, ParamRole]:
+    """path -> ParamRole for every parameter of the frx model `model`, relative to its muP base model."""
+    return roles_of(_abstract(model), _abstract(base_model_config(model, mup)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-role factors
+
+
+def _exact_one(x: float) -> float:
+    """Factors that are 1 up to float rounding become exactly 1 (and are then not applied)."""
+    return 1.0 if abs(x - 1.0) < 1e-12 else x
+
+
+def init_factor(r: ParamRole) -> float:
+    """muP initial std / SP initial std, for the parameter at its own shape."""
+    if r.sp_std == 0.0:
+        return 1.0  # constants (zeros, ones, offsets) are the same at every width
+    std = r.base_std / math.sqrt(r.fan_in_mult) if r.role == "hidden" else r.base_std
+    return _exact_one(std / r.sp_std)
+
+
+def lr_factor(r: ParamRole, optimizer: str) -> float:
+    """Multiplier of the global learning rate (tuned at the base width) for this parameter.
+
+    Adam-like optimizers (entrywise normalised updates) and SGD-like ones differ; mup/optim.py's
+    MuAdam / MuSGD semantics with form-A readout (../shared/spec/mup.md section 2).
+    """
+    m_in, m_out = r.fan_in_mult, r.fan_out_mult
+    if optimizer == "adam":
+        factor = {"input": 1.0, "vector": 1.0, "hidden": 1.0 / m_in, "output": 1.0, "finite": 1.0}[r.role]
+    elif optimizer == "sgd":
+        factor = {"input": m_out, "vector": m_out, "hidden": m_out / m_in, "output": m_in, "finite": 1.0}[r.role]
+    else:
+        raise ConfigError(f"muP has no learning-rate rule for optimizer {optimizer!r}; use adam or sgd")
+    return _exact_one(factor)
+
+
+def wd_factor(r: ParamRole, optimizer: str) -> float:
+    """Multiplier of the weight decay: 1, because frx's decay is decoupled from the lr (big_vision:
+    p -= schedule * wd * p), so the per-step decay of every parameter is width-invariant already."""
+    del r, optimizer
+    return 1.0
+
+
+def readout_multiplier(r: ParamRole, mup: MupConfig) -> float:
+    """Form-A readout: the output layer computes W (alpha_out / m_in * x)."""
+    return _exact_one(mup.output_alpha / r.fan_in_mult)
+
+
+def attention_scale(head_dim: int, base_head_dim: int, mup: MupConfig) -> float:
+    """muP's 1/d_head attention, as alpha * sqrt(dh_base) / dh, written so that it is *exactly* SP's
+    dh**-0.5 when dh == dh_base and alpha == 1 (microsoft/mup README: "8/d" keeps d = 64 unchanged)."""
+    return mup.attn_alpha * base_head_dim**-0.5 * (base_head_dim / head_dim)
+
+
+# --------------------------------------------------------------------------------------------------
+# Building a model and its optimizer multipliers
+
+
+def _attention_head_dims(module) -> dict[str, int]:
+    return {
+        paths.path_str(p): node.q.out_shape[-1]
+        for p, node in nnx.iter_graph(module)
+        if isinstance(node, layers.Attention)
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def _base_head_dims(model: ModelConfig, mup: MupConfig) -> dict[str, int]:
+    return _attention_head_dims(_abstract(base_model_config(model, mup)))
+
+
+def _set_multipliers(module, table: dict[str, ParamRole], base_head_dims: dict[str, int], mup: MupConfig) -> None:
+    """Sets muP's forward multipliers (static attributes) on a freshly built module, in place."""
+    for p, node in list(nnx.iter_graph(module)):
+        path = paths.path_str(p)
+        if isinstance(node, layers.Dense):
+            kernel = table[f"{path}/kernel"]
+            if kernel.role == "output":
+                node.input_multiplier = readout_multiplier(kernel, mup)
+            elif kernel.role == "input":
+                node.input_multiplier = mup.input_alpha
+        if isinstance(node, layers.Attention):
+            node.scale = attention_scale(node.q.out_shape[-1], base_head_dims[path], mup)
+
+
+def _rescale_init(module, table: dict[str, ParamRole], mup: MupConfig) -> None:
+    """Turns SP's initial values into muP's (in place); zeroes the queries if asked (any param)."""
+    for path, var in _params_with_paths(module).items():
+        if mup.zero_init_queries and re.fullmatch(QUERY_KERNEL, path):
+            var[...] = jnp.zeros_like(var[...])  # not x * 0, which keeps signed zeros
+            continue
+        factor = init_factor(table[path]) if path in table else 1.0
+        if factor != 1.0:
+            var[...] = var[...] * factor
+
+
+def parametrize(module, base_module, mup: MupConfig) -> dict[str, ParamRole]:
+    """Applies `mup` in place to a freshly initialised nnx module of any architecture built from frx
+    layers, relative to `base_module` (the same architecture at the base widths; abstract is fine):
+    forward multipliers, attention scales and initial values. Returns the roles, for
+    `lr_multipliers`. With `mup.param == "sp"` only `zero_init_queries` applies."""
+    table = roles_of(module, base_module) if mup.param == "mup" else {}
+    if mup.param == "mup":
+        _set_multipliers(module, table, _attention_head_dims(base_module), mup)
+    _rescale_init(module, table, mup)
+    return table
+
+
+def make_model(model: ModelConfig, mup: MupConfig | None = None, seed: int = 0):
+    """The frx model of `model` under the parametrization `mup` (default SP), initialised from `seed`."""
+    module = models.make(model, seed)
+    if mup is None:
+        return module
+    table = roles(model, mup) if mup.param == "mup" else {}  # cached: the same for every build
+    if mup.param == "mup":
+        _set_multipliers(module, table, _base_head_dims(model, mup), mup)
+    _rescale_init(module, table, mup)
+    return module
+
+
+def lr_multipliers(table: dict[str, ParamRole], optimizer: str, params):
+    """(lr factors, wd factors) as trees shaped like `params` (paths as in `table`) for
+    `frx.optim.make(..., extra_lr_mults=, extra_wd_mults=)`."""
+    lr = paths.map_with_path(lambda path, _: lr_factor(table[path], optimizer), params)
+    wd = paths.map_with_path(lambda path, _: wd_factor(table[path], optimizer), params)
+    return lr, wd
+
+
+def optimizer_multipliers(model: ModelConfig, mup: MupConfig, optimizer: str, params):
+    """`lr_multipliers` for the frx model `model`; (None, None) for SP."""
+    if mup.param != "mup":
+        return None, None
+    return lr_multipliers(roles(model, mup), optimizer, params)
+
+
+def describe(model: ModelConfig, mup: MupConfig, optimizer: str) -> str:
+    """A table of every parameter's role and muP factors (what `frx coord-check` prints first)."""
+    base = base_model_config(model, mup).dims()
+    rows = [
+        f"muP relative to base width {base.width} (mlp {base.mlp_dim}, heads {base.num_heads}); "
+        f"{optimizer} learning-rate rules; readout form A",
+        f"{'parameter':<34} {'role':<7} {'shape':<18} {'m_in':>6} {'m_out':>6} {'init x':>8} {'lr x':>8}",
+    ]
+    for path, r in roles(model, mup).items():
+        rows.append(
+            f"{path:<34} {r.role:<7} {str(r.shape):<18} {r.fan_in_mult:>6.3g} {r.fan_out_mult:>6.3g} "
+            f"{init_factor(r):>8.4g} {lr_factor(r, optimizer):>8.4g}"
+        )
+    return "\n".join(rows)

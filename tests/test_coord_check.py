@@ -1,0 +1,78 @@
+"""The muP coordinate check: the judging rules, and the real check on a small ViT, where muP must
+pass over a x8 width range and SP must fail (mup's CoordCheckCase; ../shared/spec/mup.md section 6)."""
+
+import json
+import os
+
+import pytest
+
+from frx import cli, coord_check
+from tests.conftest import tiny_config
+
+
+def _result(modules, widths=(16, 32, 64, 128), param="mup"):
+    return {"param": param, "widths": list(widths),
+            "modules": {name: {str(w): list(v(w)) for w in widths} for name, v in modules.items()}}
+
+
+def test_slopes_and_verdicts():
+    result = _result({
+        "flat": lambda w: [1.0, 1.1, 0.9],
+        "grows": lambda w: [1.0, w / 16, w / 16],  # slope 1 after the first update: SP's signature
+        "logits": lambda w: [0.0, 0.3, 0.3],  # zero head: exactly 0 at t = 1 at every width
+        "blocks/0/attn/logits": lambda w: [w**-0.5, 2 * w**-0.5, 1.0],  # init part vanishing: allowed
+        "vanishing": lambda w: [1.0, w**-0.5, 1.0],  # not a logit: shrinking is a bug
+        "fast/logits": lambda w: [w**-1.0, 1.0, 1.0],  # faster than the init part can: a bug
+        "partly_zero": lambda w: [0.0 if w == 16 else 1.0, 1.0, 1.0],
+    })
+    judged = coord_check.verdicts(result)
+    assert judged["flat"]["slopes"][0] == pytest.approx(0.0)
+    assert judged["grows"]["slopes"][1:] == pytest.approx([1.0, 1.0])
+    assert judged["blocks/0/attn/logits"]["slopes"][0] == pytest.approx(-0.5)
+    assert {n: v["pass"] for n, v in judged.items()} == {
+        "flat": True, "grows": False, "logits": True, "blocks/0/attn/logits": True, "vanishing": False,
+        "fast/logits": False, "partly_zero": False,
+    }
+    assert not coord_check.passed(result)
+    table = coord_check.format_table(result)
+    assert "grows" in table and "FAIL" in table and "mup: FAIL (3/7 modules" in table
+    assert coord_check.DEFAULT_TOLERANCE == pytest.approx(0.1315, abs=1e-4)
+
+
+def test_width_config_keeps_the_mlp_ratio_and_heads_or_head_dim():
+    cfg = tiny_config()  # width 32, 2 heads, mlp 128
+    wide = coord_check.width_config(cfg, 128).model.dims()
+    assert (wide.width, wide.mlp_dim, wide.num_heads) == (128, 512, 2)
+    heads = coord_check.width_config(cfg, 128, scale_heads=True).model.dims()
+    assert (heads.num_heads, heads.head_dim) == (8, 16)
+
+
+@pytest.mark.slow
+def test_coord_check_passes_for_mup_and_fails_for_sp_on_a_small_vit(tmp_path, capsys):
+    args = ("demo --widths 16 128 --steps 3 --seeds 2 --lr 0.01 --batch 8 --model.image_size 16 --model.patch_size 4 "
+            "--model.depth 1 --model.width 16 --model.num_heads 2 --model.num_classes 4 "
+            "--data.synthetic.num_shapes 2 --data.synthetic.num_textures 1 --data.synthetic.train_size 64").split()
+    assert cli.cmd_coord_check([*args, "--param", "mup", "--workdir", str(tmp_path / "mup")]) == 0
+    out = capsys.readouterr().out
+    assert "mup: PASS" in out
+    with open(tmp_path / "mup" / coord_check.RESULT_FILE) as f:
+        mup_result = json.load(f)
+    assert set(mup_result) == {"param", "widths", "modules"} and mup_result["param"] == "mup"
+    assert mup_result["widths"] == [16, 128]
+    for name in ("embedding", "blocks/0/attn/logits", "blocks/0/attn", "blocks/0/mlp", "blocks/0/residual",
+                 "pre_logits", "logits"):
+        assert set(mup_result["modules"][name]) == {"16", "128"} and len(mup_result["modules"][name]["16"]) == 3
+    # The zero readout: exactly 0 at t = 1 at every width, then O(1).
+    assert [mup_result["modules"]["logits"][w][0] for w in ("16", "128")] == [0.0, 0.0]
+    assert mup_result["modules"]["logits"]["128"][1] > 0
+    assert os.path.getsize(tmp_path / "mup" / coord_check.PLOT_FILE) > 10_000
+
+    cfg = cli.parse_train_args("demo", args[args.index("--model.image_size"):])
+    check = coord_check.CoordCheck(cfg, widths=(16, 128), param="sp", steps=3, seeds=2, lr=0.01, batch_size=8)
+    sp_result = coord_check.run(check, log=lambda message: None)
+    judged = coord_check.verdicts(sp_result)
+    assert not coord_check.passed(sp_result)
+    # After the first update SP's logits grow ~linearly with width, and so do its attention logits
+    # once the trunk has moved (t = 3: the zero head lets only the head move at the first update).
+    assert judged["logits"]["slopes"][1] > 0.5 and not judged["logits"]["pass"]
+    assert judged["blocks/0/attn/logits"]["slopes"][2] > 0.3
