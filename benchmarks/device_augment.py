@@ -97,10 +97,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
-    from frx import optim, schedules, sharding
+    from frx import optim, sharding
     from frx import state as state_lib
     from frx.data.device_ops import mixup
     from frx.data.ops import make_pipeline
@@ -119,17 +118,16 @@ def main() -> None:
 
     labels = np.arange(args.batch) % cfg.model.num_classes
     batch = sharding.put_batch({"image": images, "label": labels.astype(np.int32)}, mesh)
-    graphdef, abstract_params = state_lib.abstract_model(cfg.model, cfg.seed)
-    schedule = schedules.make(cfg.schedule, 100_000, 10_000)
-    tx = optim.make(cfg.optim, schedule, abstract_params)
-    init_fn = state_lib.make_init_fn(cfg.model, tx, cfg.seed)
+    spec = state_lib.make_state_spec(cfg, mesh, total_steps=100_000, warmup_steps=10_000)
+    graphdef, abstract_params, schedule, tx, init_fn = (spec.graphdef, spec.abstract_params, spec.schedule, spec.tx,
+                                                         spec.init_fn)
     trainable = optim.trainable_mask(cfg.optim, abstract_params)
 
     def make_step(pp: str, mixup_p: float):
         run_cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, mixup_p=mixup_p))
         step = jax.jit(make_train_step(run_cfg, graphdef, tx, schedule, mesh, make_pipeline(pp).device_fn(), trainable),
                        donate_argnums=0)
-        state = jax.jit(init_fn, out_shardings=sharding.replicated(mesh))()
+        state = jax.jit(init_fn, out_shardings=spec.state_sharding)()
         start = time.perf_counter()
         state, metrics = step(state, batch)
         jax.block_until_ready(metrics)

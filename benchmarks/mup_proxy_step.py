@@ -33,7 +33,7 @@ def make_step(width: int, dtype: str):
     import jax
     import numpy as np
 
-    from frx import mup, optim, schedules, sharding, state as state_lib, sweep
+    from frx import optim, sharding, state as state_lib, sweep
     from frx.cli import parse_train_args
     from frx.data.ops import make_pipeline
     from frx.step import make_train_step
@@ -42,13 +42,11 @@ def make_step(width: int, dtype: str):
     run = next(r for r in plan.runs if r.overrides["model.width"] == width and r.overrides["mup.param"] == "mup")
     cfg = parse_train_args(plan.preset, run.args(plan.preset, plan.workdir)[2:] + ["--model.dtype", dtype])
     mesh = sharding.make_mesh(cfg.mesh)
-    graphdef, abstract = state_lib.abstract_model(cfg.model, 0, cfg.mup)
-    schedule = schedules.make(cfg.schedule, cfg.total_steps, cfg.schedule.warmup_steps)
-    lr_mults, wd_mults = mup.optimizer_multipliers(cfg.model, cfg.mup, cfg.optim.name, abstract)
-    tx = optim.make(cfg.optim, schedule, abstract, extra_lr_mults=lr_mults, extra_wd_mults=wd_mults)
-    state = jax.jit(state_lib.make_init_fn(cfg.model, tx, 0, cfg.mup), out_shardings=sharding.replicated(mesh))()
-    step = jax.jit(make_train_step(cfg, graphdef, tx, schedule, mesh, make_pipeline(cfg.data.pp_train).device_fn(),
-                                   optim.trainable_mask(cfg.optim, abstract)), donate_argnums=0)
+    spec = state_lib.make_state_spec(cfg, mesh, total_steps=cfg.total_steps, warmup_steps=cfg.schedule.warmup_steps)
+    state = jax.jit(spec.init_fn, out_shardings=spec.state_sharding)()
+    step = jax.jit(make_train_step(cfg, spec.graphdef, spec.tx, spec.schedule, mesh,
+                                   make_pipeline(cfg.data.pp_train).device_fn(),
+                                   optim.trainable_mask(cfg.optim, spec.abstract_params)), donate_argnums=0)
     rng = np.random.default_rng(0)
     size = cfg.model.image_size
     batch = sharding.put_batch({"image": rng.integers(0, 256, (cfg.batch_size, size, size, 3), dtype=np.uint8),

@@ -48,7 +48,7 @@ def make_jax_step(variant: str, batch: int, dtype: str, attention: str):
     import jax
     import numpy as np
 
-    from frx import optim, schedules, sharding, state as state_lib
+    from frx import optim, sharding, state as state_lib
     from frx.config import MeshConfig, ModelConfig, ScheduleConfig
     from frx.data.ops import make_pipeline
     from frx.presets import vit_i1k
@@ -62,11 +62,9 @@ def make_jax_step(variant: str, batch: int, dtype: str, attention: str):
         schedule=ScheduleConfig(decay="constant"),
     )
     mesh = sharding.make_mesh(MeshConfig())
-    graphdef, abstract_params = state_lib.abstract_model(cfg.model)
-    schedule = schedules.make(cfg.schedule, 1000, 0)
-    tx = optim.make(cfg.optim, schedule, abstract_params)
-    init_fn = state_lib.make_init_fn(cfg.model, tx, 0)
-    state = jax.jit(init_fn, out_shardings=sharding.replicated(mesh))()
+    spec = state_lib.make_state_spec(cfg, mesh, total_steps=1000, warmup_steps=0)
+    graphdef, abstract_params, schedule, tx = spec.graphdef, spec.abstract_params, spec.schedule, spec.tx
+    state = jax.jit(spec.init_fn, out_shardings=spec.state_sharding)()
     pp = make_pipeline("value_range(-1, 1)")
     step = jax.jit(make_train_step(cfg, graphdef, tx, schedule, mesh, pp.device_fn(),
                                    optim.trainable_mask(cfg.optim, abstract_params)), donate_argnums=0)

@@ -96,7 +96,7 @@ def compile_train_step(cfg: TrainConfig, mesh):
     import jax
     import jax.numpy as jnp
 
-    from frx import optim, schedules, sharding
+    from frx import optim, sharding
     from frx import state as state_lib
     from frx.config import validate
     from frx.data.ops import make_pipeline
@@ -104,18 +104,15 @@ def compile_train_step(cfg: TrainConfig, mesh):
 
     validate(cfg)
     sharding.check_batch(cfg, mesh)
-    graphdef, abstract_params = state_lib.abstract_model(cfg.model, cfg.seed)
     # The schedule's length only changes constants inside the step, not its shapes or memory, and
     # a length in epochs would need the dataset; steps are used as given, else a placeholder length.
     warmup = cfg.schedule.warmup_steps or 0
-    schedule = schedules.make(cfg.schedule, max(cfg.total_steps or 0, warmup + 1), warmup)
-    tx = optim.make(cfg.optim, schedule, abstract_params)
-    init_fn = state_lib.make_init_fn(cfg.model, tx, cfg.seed)
-    params_sharding = sharding.param_shardings(abstract_params, mesh, sharding.resolve_rules(cfg.mesh, mesh))
-    state_sharding = sharding.state_shardings(init_fn, params_sharding, mesh)
-    step = make_train_step(cfg, graphdef, tx, schedule, mesh, make_pipeline(cfg.data.pp_train).device_fn(),
-                           optim.trainable_mask(cfg.optim, abstract_params), param_sharding=params_sharding)
-    abstract_state = state_lib.abstract_state(init_fn, state_sharding)
+    spec = state_lib.make_state_spec(cfg, mesh, total_steps=max(cfg.total_steps or 0, warmup + 1), warmup_steps=warmup)
+    state_sharding = spec.state_sharding
+    step = make_train_step(cfg, spec.graphdef, spec.tx, spec.schedule, mesh,
+                           make_pipeline(cfg.data.pp_train).device_fn(),
+                           optim.trainable_mask(cfg.optim, spec.abstract_params), param_sharding=spec.params_sharding)
+    abstract_state = state_lib.abstract_state(spec.init_fn, state_sharding)
     size, batch_sharding = cfg.model.image_size, sharding.batch_sharding(mesh)
     abstract_batch = {
         "image": jax.ShapeDtypeStruct((cfg.batch_size, size, size, 3), jnp.uint8, sharding=batch_sharding),

@@ -10,13 +10,16 @@ the jitted step rebuilds the module with `nnx.merge(graphdef, params)` at trace 
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
+import optax
 from flax import nnx
 
-from frx import faults
+from frx import faults, optim, schedules, sharding
 from frx import mup as mup_lib
-from frx.config import ModelConfig, MupConfig
+from frx.config import ModelConfig, MupConfig, TrainConfig
 
 
 def abstract_model(cfg: ModelConfig, seed: int = 0, mup: MupConfig | None = None):
@@ -54,3 +57,30 @@ def abstract_state(init_fn, sharding):
     if not isinstance(sharding, jax.sharding.Sharding):
         return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, sharding)
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+
+
+@dataclasses.dataclass(frozen=True)
+class StateSpec:
+    """What a run's state is made of, before any parameter exists: the model's graph and parameter
+    shapes, the schedule and optimizer (with muP's per-parameter factors), the init function and the
+    shardings of parameters and state on the mesh."""
+
+    graphdef: nnx.GraphDef
+    abstract_params: dict
+    schedule: schedules.Schedule
+    tx: optax.GradientTransformation
+    init_fn: object
+    params_sharding: dict
+    state_sharding: dict
+
+
+def make_state_spec(cfg: TrainConfig, mesh, *, total_steps: int, warmup_steps: int) -> StateSpec:
+    """Model shapes -> muP roles -> optimizer -> shardings, shared by training, `frx aot` and benchmarks."""
+    graphdef, abstract_params = abstract_model(cfg.model, cfg.seed, cfg.mup)
+    schedule = schedules.make(cfg.schedule, total_steps, warmup_steps)
+    lr_mults, wd_mults = mup_lib.optimizer_multipliers(cfg.model, cfg.mup, cfg.optim.name, abstract_params)
+    tx = optim.make(cfg.optim, schedule, abstract_params, extra_lr_mults=lr_mults, extra_wd_mults=wd_mults)
+    init_fn = make_init_fn(cfg.model, tx, cfg.seed, cfg.mup)
+    params_sharding = sharding.param_shardings(abstract_params, mesh, sharding.resolve_rules(cfg.mesh, mesh))
+    state_sharding = sharding.state_shardings(init_fn, params_sharding, mesh)
+    return StateSpec(graphdef, abstract_params, schedule, tx, init_fn, params_sharding, state_sharding)

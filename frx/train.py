@@ -107,17 +107,12 @@ def setup(cfg: TrainConfig) -> RunSetup:
     train_pp, eval_pp = make_pipeline(cfg.data.pp_train), make_pipeline(cfg.data.pp_eval)
     _check_image_size(train_source, train_pp, cfg.model.image_size, "pp_train")
     durations = get_durations(cfg, len(train_source))
-    graphdef, abstract_params = state_lib.abstract_model(cfg.model, cfg.seed, cfg.mup)
-    schedule = schedules.make(cfg.schedule, durations.total_steps, durations.warmup_steps)
-    lr_mults, wd_mults = mup.optimizer_multipliers(cfg.model, cfg.mup, cfg.optim.name, abstract_params)
-    tx = optim.make(cfg.optim, schedule, abstract_params, extra_lr_mults=lr_mults, extra_wd_mults=wd_mults)
-    init_fn = state_lib.make_init_fn(cfg.model, tx, cfg.seed, cfg.mup)
-    params_sharding = sharding.param_shardings(abstract_params, mesh, sharding.resolve_rules(cfg.mesh, mesh))
-    state_sharding = sharding.state_shardings(init_fn, params_sharding, mesh)
-    preflight.check_run(cfg, durations=durations, abstract_params=abstract_params,  # reliability: checks
+    spec = state_lib.make_state_spec(cfg, mesh, total_steps=durations.total_steps,
+                                     warmup_steps=durations.warmup_steps)
+    preflight.check_run(cfg, durations=durations, abstract_params=spec.abstract_params,  # reliability: checks
                         workdir=get_workdir(cfg))  # on lengths, parameter paths and the run folder
-    return RunSetup(cfg, mesh, sources, train_pp, eval_pp, durations, graphdef, abstract_params, schedule, tx, init_fn,
-                    state_sharding)
+    return RunSetup(cfg, mesh, sources, train_pp, eval_pp, durations, spec.graphdef, spec.abstract_params,
+                    spec.schedule, spec.tx, spec.init_fn, spec.state_sharding)
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:

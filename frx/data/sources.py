@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from frx.config import ConfigError, DataConfig
-from frx.data.splits import holdout_by_hash, holdout_per_class, holdout_tail, stable_hash  # noqa: F401
+from frx.data.splits import holdout_by_hash, holdout_per_class, holdout_tail
 from frx.data.synthetic import SyntheticSource
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
