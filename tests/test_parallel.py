@@ -5,25 +5,14 @@ import dataclasses
 import jax
 import numpy as np
 
-from frx import optim, sharding, step
 from frx import train as train_lib
 from frx.config import MeshConfig
 from tests.conftest import tiny_config
+from tests.fixed_batches import train_steps
 
 
 def _train_params(cfg, steps=3):
-    run = train_lib.setup(cfg)
-    state = jax.jit(run.init_fn, out_shardings=sharding.replicated(run.mesh))()
-    step_fn = jax.jit(step.make_train_step(
-        cfg, run.graphdef, run.tx, run.schedule, run.mesh, run.train_pp.device_fn(),
-        optim.trainable_mask(cfg.optim, run.abstract_params)))
-    rng = np.random.default_rng(0)
-    losses = []
-    for _ in range(steps):
-        batch = {"image": rng.integers(0, 256, (cfg.batch_size, 16, 16, 3), dtype=np.uint8),
-                 "label": rng.integers(0, 4, (cfg.batch_size,), dtype=np.int32)}
-        state, metrics = step_fn(state, sharding.put_batch(batch, run.mesh))
-        losses.append(float(metrics["train/loss"]))
+    state, losses = train_steps(cfg, steps)
     return jax.device_get(state["params"]), losses
 
 

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from frx import optim, paths, sharding, step
+from frx import paths, sharding
 from frx import state as state_lib
 from frx import train as train_lib
 from frx.config import ConfigError, MeshConfig, ModelConfig, validate
 from tests.conftest import tiny_config
+from tests.fixed_batches import train_steps
 
 
 # ---------------------------------------------------------------------------------------------- mesh
@@ -149,22 +150,7 @@ def test_activation_constraints_shard_the_batch_only_under_a_mesh():
 
 
 def _train(cfg, steps=4):
-    """Trains `steps` steps of `cfg` on fixed random batches the way frx.train does."""
-    run = train_lib.setup(cfg)
-    state = jax.jit(run.init_fn, out_shardings=run.state_sharding)()
-    step_fn = jax.jit(
-        step.make_train_step(cfg, run.graphdef, run.tx, run.schedule, run.mesh, run.train_pp.device_fn(),
-                             optim.trainable_mask(cfg.optim, run.abstract_params),
-                             param_sharding=run.state_sharding["params"]),
-        donate_argnums=0, out_shardings=(run.state_sharding, sharding.replicated(run.mesh)))
-    rng = np.random.default_rng(0)
-    losses = []
-    for _ in range(steps):
-        batch = {"image": rng.integers(0, 256, (cfg.batch_size, 16, 16, 3), dtype=np.uint8),
-                 "label": rng.integers(0, 4, (cfg.batch_size,), dtype=np.int32)}
-        state, metrics = step_fn(state, sharding.put_batch(batch, run.mesh))
-        losses.append(float(metrics["train/loss"]))
-    return state, losses
+    return train_steps(cfg, steps)
 
 
 @pytest.mark.slow
