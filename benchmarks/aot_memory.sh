@@ -4,10 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FRX=${FRX:-.venv/bin/frx}
-# The preset's inception_crop and randaug ops are not in this branch yet; the host ops do not change
-# the step, and randaug's device-side temporaries are small next to a ViT's activations.
-PP=${PP:---data.pp_train=decode|random_resized_crop(224)|flip_lr|value_range(-1, 1)}
-run() { echo "\$ frx aot $* '$PP'"; /usr/bin/time -f "(%e s wall, %M KiB peak RSS)" "$FRX" aot "$@" "$PP" || true; echo; }
+run() { echo "\$ frx aot $*"; /usr/bin/time -f "(%e s wall, %M KiB peak RSS)" "$FRX" aot "$@" || true; echo; }
 run vit_b16_i1k --devices 8 --device_memory_gb 80 "$@"
 run vit_b16_i1k --devices 8 --device_memory_gb 80 --model.dtype bfloat16 "$@"
 run vit_b16_i1k --devices 8 --device_memory_gb 80 --mesh.fsdp 8 "$@"
