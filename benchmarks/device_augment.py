@@ -99,12 +99,12 @@ def main() -> None:
     import jax
     import numpy as np
 
-    from frx import optim, sharding
+    from frx import sharding
     from frx import state as state_lib
     from frx.data.device_ops import mixup
     from frx.data.ops import make_pipeline
     from frx.presets.vit_i1k import vit_s16_i1k
-    from frx.step import make_train_step
+    from frx.step import jit_train_step
 
     base = vit_s16_i1k()
     cfg = dataclasses.replace(base, batch_size=args.batch,
@@ -119,15 +119,11 @@ def main() -> None:
     labels = np.arange(args.batch) % cfg.model.num_classes
     batch = sharding.put_batch({"image": images, "label": labels.astype(np.int32)}, mesh)
     spec = state_lib.make_state_spec(cfg, mesh, total_steps=100_000, warmup_steps=10_000)
-    graphdef, abstract_params, schedule, tx, init_fn = (spec.graphdef, spec.abstract_params, spec.schedule, spec.tx,
-                                                         spec.init_fn)
-    trainable = optim.trainable_mask(cfg.optim, abstract_params)
 
     def make_step(pp: str, mixup_p: float):
         run_cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, mixup_p=mixup_p))
-        step = jax.jit(make_train_step(run_cfg, graphdef, tx, schedule, mesh, make_pipeline(pp).device_fn(), trainable),
-                       donate_argnums=0)
-        state = jax.jit(init_fn, out_shardings=spec.state_sharding)()
+        step = jit_train_step(run_cfg, spec, mesh, make_pipeline(pp).device_fn())
+        state = spec.init_state()
         start = time.perf_counter()
         state, metrics = step(state, batch)
         jax.block_until_ready(metrics)

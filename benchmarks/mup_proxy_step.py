@@ -4,7 +4,7 @@ both see the same machine load. Prints one JSON line per (width, dtype) and the 
 
     JAX_NUM_CPU_DEVICES=2 python benchmarks/mup_proxy_step.py --widths 32 64 128 256 --rounds 20
 
-The step is frx's jitted train step (frx.step.make_train_step) with the sweep's settings (muP, base
+The step is frx's jitted train step (frx.step.jit_train_step) with the sweep's settings (muP, base
 width 32, Adam, batch 64, 32x32 images in 16 patches, depth 2), on a fixed synthetic batch, so no
 input pipeline is timed. Each sample also records the CPU share that other processes used.
 """
@@ -33,20 +33,18 @@ def make_step(width: int, dtype: str):
     import jax
     import numpy as np
 
-    from frx import optim, sharding, state as state_lib, sweep
+    from frx import sharding, state as state_lib, sweep
     from frx.cli import parse_train_args
     from frx.data.ops import make_pipeline
-    from frx.step import make_train_step
+    from frx.step import jit_train_step
 
     plan = sweep.load(SWEEP)
     run = next(r for r in plan.runs if r.overrides["model.width"] == width and r.overrides["mup.param"] == "mup")
     cfg = parse_train_args(plan.preset, run.args(plan.preset, plan.workdir)[2:] + ["--model.dtype", dtype])
     mesh = sharding.make_mesh(cfg.mesh)
     spec = state_lib.make_state_spec(cfg, mesh, total_steps=cfg.total_steps, warmup_steps=cfg.schedule.warmup_steps)
-    state = jax.jit(spec.init_fn, out_shardings=spec.state_sharding)()
-    step = jax.jit(make_train_step(cfg, spec.graphdef, spec.tx, spec.schedule, mesh,
-                                   make_pipeline(cfg.data.pp_train).device_fn(),
-                                   optim.trainable_mask(cfg.optim, spec.abstract_params)), donate_argnums=0)
+    state = spec.init_state()
+    step = jit_train_step(cfg, spec, mesh, make_pipeline(cfg.data.pp_train).device_fn())
     rng = np.random.default_rng(0)
     size = cfg.model.image_size
     batch = sharding.put_batch({"image": rng.integers(0, 256, (cfg.batch_size, size, size, 3), dtype=np.uint8),

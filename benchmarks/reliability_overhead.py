@@ -65,16 +65,12 @@ def bench_step(rounds: int) -> None:
     import numpy as np
 
     cfg, run = _demo_setup(2)
-    from frx import faults, optim, sharding
-    from frx.step import make_train_step
-
-    replicated = sharding.replicated(run.mesh)
-    trainable = optim.trainable_mask(cfg.optim, run.abstract_params)
+    from frx import faults, sharding
+    from frx.step import jit_train_step
 
     def build(policy: str):
         c = dataclasses.replace(cfg, faults=dataclasses.replace(cfg.faults, nonfinite=policy))
-        return jax.jit(make_train_step(c, run.graphdef, run.tx, run.schedule, run.mesh, run.train_pp.device_fn(),
-                                       trainable), donate_argnums=0)
+        return jit_train_step(c, run.spec, run.mesh, run.train_pp.device_fn())
 
     rng = np.random.default_rng(0)
     b = cfg.batch_size
@@ -87,7 +83,7 @@ def bench_step(rounds: int) -> None:
 
     def compile_variant(name, policy):
         steps[name] = build(policy)
-        states[name] = jax.jit(run.init_fn, out_shardings=replicated)()
+        states[name] = run.spec.init_state()
         states[name], metrics = steps[name](states[name], batch)  # traces and compiles now
         jax.block_until_ready(metrics)
 
@@ -119,7 +115,7 @@ def bench_save_child(variant: str) -> None:
 
     from frx import ckpt, sharding
 
-    state = jax.jit(run.init_fn, out_shardings=sharding.replicated(run.mesh))()
+    state = jax.jit(run.spec.init_fn, out_shardings=sharding.replicated(run.mesh))()
     jax.block_until_ready(state)
     folder = tempfile.mkdtemp(prefix="frx-bench-ckpt-")
     if variant == "orbax-default":
@@ -130,7 +126,6 @@ def bench_save_child(variant: str) -> None:
             manager.wait_until_finished()
     else:
         checkpointer = ckpt.Checkpointer(folder, dataclasses.replace(cfg.ckpt, async_save=True))
-        manager = checkpointer.manager
 
         def save(step):
             checkpointer.save(step, state, data_state={"next_index": step}, meta={"model": {}})

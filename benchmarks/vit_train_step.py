@@ -4,7 +4,7 @@ process so that both see the same machine load. Prints one JSON line per contend
     python benchmarks/vit_train_step.py --variant S/16 --batch 32 --dtype float32 --rounds 10
     python benchmarks/vit_train_step.py --variant B/16 --batch 256 --dtype bfloat16 --frameworks jax torch
 
-JAX side: exactly frx's jitted train step (frx.step.make_train_step) with the vit_s16_i1k optimizer
+JAX side: exactly frx's jitted train step (frx.step.jit_train_step) with the vit_s16_i1k optimizer
 (clip 1.0 -> Adam -> lr 1e-3 -> decoupled wd 1e-4 -> schedule), batch split over all local devices.
 PyTorch side: timm `vit_*_patch16_224(class_token=False, global_pool="avg")` (the same GAP ViT, same
 parameter count), cross-entropy, clip 1.0, AdamW(lr 1e-3, weight_decay 0.1, which is big_vision's wd
@@ -48,11 +48,11 @@ def make_jax_step(variant: str, batch: int, dtype: str, attention: str):
     import jax
     import numpy as np
 
-    from frx import optim, sharding, state as state_lib
+    from frx import sharding, state as state_lib
     from frx.config import MeshConfig, ModelConfig, ScheduleConfig
     from frx.data.ops import make_pipeline
     from frx.presets import vit_i1k
-    from frx.step import make_train_step
+    from frx.step import jit_train_step
 
     base = vit_i1k.vit_s16_i1k()
     cfg = dataclasses.replace(
@@ -63,11 +63,8 @@ def make_jax_step(variant: str, batch: int, dtype: str, attention: str):
     )
     mesh = sharding.make_mesh(MeshConfig())
     spec = state_lib.make_state_spec(cfg, mesh, total_steps=1000, warmup_steps=0)
-    graphdef, abstract_params, schedule, tx = spec.graphdef, spec.abstract_params, spec.schedule, spec.tx
-    state = jax.jit(spec.init_fn, out_shardings=spec.state_sharding)()
-    pp = make_pipeline("value_range(-1, 1)")
-    step = jax.jit(make_train_step(cfg, graphdef, tx, schedule, mesh, pp.device_fn(),
-                                   optim.trainable_mask(cfg.optim, abstract_params)), donate_argnums=0)
+    state = spec.init_state()
+    step = jit_train_step(cfg, spec, mesh, make_pipeline("value_range(-1, 1)").device_fn())
     rng = np.random.default_rng(0)
     data = sharding.put_batch({"image": rng.integers(0, 256, (batch, 224, 224, 3), dtype=np.uint8),
                                "label": rng.integers(0, 1000, (batch,), dtype=np.int32)}, mesh)
@@ -78,7 +75,7 @@ def make_jax_step(variant: str, batch: int, dtype: str, attention: str):
         return metrics
 
     info = {"framework": "jax", "devices": f"{jax.device_count()}x {jax.devices()[0].device_kind}",
-            "jax": jax.__version__, "params": int(sum(x.size for x in jax.tree.leaves(abstract_params)))}
+            "jax": jax.__version__, "params": int(sum(x.size for x in jax.tree.leaves(spec.abstract_params)))}
     return run, jax.block_until_ready, info
 
 

@@ -96,11 +96,11 @@ def compile_train_step(cfg: TrainConfig, mesh):
     import jax
     import jax.numpy as jnp
 
-    from frx import optim, sharding
+    from frx import sharding
     from frx import state as state_lib
     from frx.config import validate
     from frx.data.ops import make_pipeline
-    from frx.step import make_train_step
+    from frx.step import jit_train_step
 
     validate(cfg)
     sharding.check_batch(cfg, mesh)
@@ -108,17 +108,13 @@ def compile_train_step(cfg: TrainConfig, mesh):
     # a length in epochs would need the dataset; steps are used as given, else a placeholder length.
     warmup = cfg.schedule.warmup_steps or 0
     spec = state_lib.make_state_spec(cfg, mesh, total_steps=max(cfg.total_steps or 0, warmup + 1), warmup_steps=warmup)
-    state_sharding = spec.state_sharding
-    step = make_train_step(cfg, spec.graphdef, spec.tx, spec.schedule, mesh,
-                           make_pipeline(cfg.data.pp_train).device_fn(),
-                           optim.trainable_mask(cfg.optim, spec.abstract_params), param_sharding=spec.params_sharding)
-    abstract_state = state_lib.abstract_state(spec.init_fn, state_sharding)
+    jitted = jit_train_step(cfg, spec, mesh, make_pipeline(cfg.data.pp_train).device_fn())
+    abstract_state = state_lib.abstract_state(spec.init_fn, spec.state_sharding)
     size, batch_sharding = cfg.model.image_size, sharding.batch_sharding(mesh)
     abstract_batch = {
         "image": jax.ShapeDtypeStruct((cfg.batch_size, size, size, 3), jnp.uint8, sharding=batch_sharding),
         "label": jax.ShapeDtypeStruct((cfg.batch_size,), jnp.int32, sharding=batch_sharding),
     }
-    jitted = jax.jit(step, donate_argnums=0, out_shardings=(state_sharding, sharding.replicated(mesh)))
     return jitted.lower(abstract_state, abstract_batch).compile(), abstract_state, abstract_batch
 
 

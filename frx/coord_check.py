@@ -30,7 +30,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from frx import losses, mup, optim, paths, schedules
+from frx import losses, mup, paths, schedules
 from frx import state as state_lib
 from frx.config import ConfigError, ScheduleConfig, TrainConfig, validate
 from frx.models import layers
@@ -159,7 +159,8 @@ def _make_step(graphdef, tx, scales):
 
 def _mup_config(cfg: TrainConfig, check: CoordCheck, base_width: int):
     """The parametrization of one width: the check's param, relative to the base width."""
-    base_heads = cfg.model.dims().num_heads * base_width // cfg.model.dims().width if check.scale_heads else None
+    # with --scale_heads the base keeps the head dimension (width_config refuses widths where it can't)
+    base_heads = width_config(cfg, base_width, scale_heads=True).model.dims().num_heads if check.scale_heads else None
     return dataclasses.replace(cfg.mup, param=check.param, base_width=base_width, base_mlp_dim=None,
                                base_num_heads=base_heads)
 
@@ -188,8 +189,7 @@ def run(check: CoordCheck, *, log=print) -> dict:
         scales = {paths.path_str(p): n.scale for p, n in nnx.iter_graph(model) if isinstance(n, layers.Attention)}
         graphdef, abstract = nnx.split(model)
         abstract = nnx.to_pure_dict(abstract)
-        lr_mults, wd_mults = mup.optimizer_multipliers(cfg.model, cfg.mup, optim_cfg.name, abstract)
-        tx = optim.make(optim_cfg, schedule, abstract, extra_lr_mults=lr_mults, extra_wd_mults=wd_mults)
+        tx = state_lib.make_optimizer(cfg, schedule, abstract)
         step = _make_step(graphdef, tx, scales)
         init = jax.jit(lambda key, c=cfg: state_lib.init_params(c.model, key, c.mup))
         for seed in range(check.seeds):

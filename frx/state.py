@@ -59,6 +59,12 @@ def abstract_state(init_fn, sharding):
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 
+def make_optimizer(cfg: TrainConfig, schedule, abstract_params) -> optax.GradientTransformation:
+    """cfg.optim with muP's per-parameter learning-rate and weight-decay factors (none under SP)."""
+    lr_mults, wd_mults = mup_lib.optimizer_multipliers(cfg.model, cfg.mup, cfg.optim.name, abstract_params)
+    return optim.make(cfg.optim, schedule, abstract_params, extra_lr_mults=lr_mults, extra_wd_mults=wd_mults)
+
+
 @dataclasses.dataclass(frozen=True)
 class StateSpec:
     """What a run's state is made of, before any parameter exists: the model's graph and parameter
@@ -73,13 +79,16 @@ class StateSpec:
     params_sharding: dict
     state_sharding: dict
 
+    def init_state(self) -> dict:
+        """A fresh state, each device building only its own shards."""
+        return jax.jit(self.init_fn, out_shardings=self.state_sharding)()
+
 
 def make_state_spec(cfg: TrainConfig, mesh, *, total_steps: int, warmup_steps: int) -> StateSpec:
     """Model shapes -> muP roles -> optimizer -> shardings, shared by training, `frx aot` and benchmarks."""
     graphdef, abstract_params = abstract_model(cfg.model, cfg.seed, cfg.mup)
     schedule = schedules.make(cfg.schedule, total_steps, warmup_steps)
-    lr_mults, wd_mults = mup_lib.optimizer_multipliers(cfg.model, cfg.mup, cfg.optim.name, abstract_params)
-    tx = optim.make(cfg.optim, schedule, abstract_params, extra_lr_mults=lr_mults, extra_wd_mults=wd_mults)
+    tx = make_optimizer(cfg, schedule, abstract_params)
     init_fn = make_init_fn(cfg.model, tx, cfg.seed, cfg.mup)
     params_sharding = sharding.param_shardings(abstract_params, mesh, sharding.resolve_rules(cfg.mesh, mesh))
     state_sharding = sharding.state_shardings(init_fn, params_sharding, mesh)

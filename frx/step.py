@@ -14,9 +14,10 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from frx import faults, losses, sharding
+from frx import faults, losses, optim, sharding
 from frx.config import TrainConfig
 from frx.data.device_ops import mixup
+from frx.state import StateSpec
 
 
 def make_train_step(cfg: TrainConfig, graphdef, tx, schedule, mesh, device_pp, trainable, param_sharding=None):
@@ -82,3 +83,11 @@ def make_train_step(cfg: TrainConfig, graphdef, tx, schedule, mesh, device_pp, t
         return {**state, "params": params, "opt": opt_state, "step": step + 1, "faults": counters}, metrics
 
     return sharding.under_mesh(step_fn, mesh)
+
+
+def jit_train_step(cfg: TrainConfig, spec: StateSpec, mesh, device_pp):
+    """The train step of `cfg` for the state `spec` describes, jitted with the state donated and kept
+    in its sharded layout: how `frx train`, `frx aot`, the tests and the benchmarks all compile it."""
+    step = make_train_step(cfg, spec.graphdef, spec.tx, spec.schedule, mesh, device_pp,
+                           optim.trainable_mask(cfg.optim, spec.abstract_params), param_sharding=spec.params_sharding)
+    return jax.jit(step, donate_argnums=0, out_shardings=(spec.state_sharding, sharding.replicated(mesh)))

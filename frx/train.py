@@ -18,9 +18,8 @@ import time
 
 import jax
 import numpy as np
-import optax
 
-from frx import ckpt, faults, mup, optim, preemption, preflight, schedules, sharding, tracking
+from frx import ckpt, faults, mup, preemption, preflight, schedules, sharding, tracking
 from frx import state as state_lib
 from frx.config import ConfigError, TrainConfig, from_dict, to_dict, validate
 from frx.data import pipeline
@@ -28,7 +27,7 @@ from frx.data.decode import BadImage
 from frx.data.ops import make_pipeline
 from frx.data.sources import make_sources
 from frx.evals.classification import ClassificationEvaluator
-from frx.step import make_train_step
+from frx.step import jit_train_step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,19 +71,14 @@ class RunSetup:
     train_pp: object
     eval_pp: object
     durations: Durations
-    graphdef: object
-    abstract_params: dict
-    schedule: object
-    tx: optax.GradientTransformation
-    init_fn: object
-    state_sharding: dict
-    """Shardings of the train state: parameters and optimizer state laid out by the mesh rules."""
+    spec: state_lib.StateSpec
+    """Model graph and shapes, optimizer, init function and the state's shardings on the mesh."""
 
     def evaluators(self) -> list[ClassificationEvaluator]:
         cfg = self.cfg
         return [
             ClassificationEvaluator(
-                name, self.sources[name], self.eval_pp, graphdef=self.graphdef, num_classes=cfg.model.num_classes,
+                name, self.sources[name], self.eval_pp, graphdef=self.spec.graphdef, num_classes=cfg.model.num_classes,
                 batch_size=cfg.eval.batch_size or cfg.batch_size, image_size=cfg.model.image_size, mesh=self.mesh,
                 threads=cfg.data.threads,
             )
@@ -111,8 +105,7 @@ def setup(cfg: TrainConfig) -> RunSetup:
                                      warmup_steps=durations.warmup_steps)
     preflight.check_run(cfg, durations=durations, abstract_params=spec.abstract_params,  # reliability: checks
                         workdir=get_workdir(cfg))  # on lengths, parameter paths and the run folder
-    return RunSetup(cfg, mesh, sources, train_pp, eval_pp, durations, spec.graphdef, spec.abstract_params,
-                    spec.schedule, spec.tx, spec.init_fn, spec.state_sharding)
+    return RunSetup(cfg, mesh, sources, train_pp, eval_pp, durations, spec)
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
@@ -128,14 +121,13 @@ def train(cfg: TrainConfig) -> dict[str, float]:
 def _train(cfg: TrainConfig, signals: preemption.StopSignals) -> dict[str, float]:
     # ---------------------------------------------------------------- config, devices, data, model shapes
     run = setup(cfg)
-    mesh, durations, abstract_params, tx = run.mesh, run.durations, run.abstract_params, run.tx
+    mesh, durations, spec, abstract_params = run.mesh, run.durations, run.spec, run.spec.abstract_params
     total = durations.total_steps
     workdir = get_workdir(cfg)
     is_main = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
 
     # ---------------------------------------------------------------- restore or init
-    replicated = sharding.replicated(mesh)
     checkpointer = ckpt.Checkpointer(workdir, cfg.ckpt, total_steps=total)
     writer = tracking.MetricsWriter(workdir, tensorboard=cfg.log.tensorboard, enabled=is_main)
     train_source = run.sources["train"]
@@ -149,7 +141,7 @@ def _train(cfg: TrainConfig, signals: preemption.StopSignals) -> dict[str, float
     start = checkpointer.latest_step()
     if start is not None:
         start, state, data_state = checkpointer.restore_latest(  # reliability: newest readable checkpoint
-            state_lib.abstract_state(run.init_fn, run.state_sharding), meta=_model_fingerprint(cfg),
+            state_lib.abstract_state(spec.init_fn, spec.state_sharding), meta=_model_fingerprint(cfg),
             say=lambda m: _say(is_main, m),
         )
         data_iter.set_state(data_state)
@@ -158,7 +150,7 @@ def _train(cfg: TrainConfig, signals: preemption.StopSignals) -> dict[str, float
     else:
         start = 0
         writer.truncate_after(-1)  # reliability: a run killed before its first checkpoint starts afresh
-        state = jax.jit(run.init_fn, out_shardings=run.state_sharding)()
+        state = spec.init_state()
         if is_main:
             tracking.write_json_atomic(os.path.join(workdir, tracking.CONFIG_FILE), to_dict(cfg))
             tracking.write_json_atomic(os.path.join(workdir, tracking.RUN_INFO_FILE), {
@@ -167,12 +159,7 @@ def _train(cfg: TrainConfig, signals: preemption.StopSignals) -> dict[str, float
                 "train_size": len(train_source), "num_params": int(sum(x.size for x in jax.tree.leaves(abstract_params))),
             })
 
-    trainable = optim.trainable_mask(cfg.optim, abstract_params)
-    train_step = jax.jit(
-        make_train_step(cfg, run.graphdef, tx, run.schedule, mesh, run.train_pp.device_fn(), trainable,
-                        param_sharding=run.state_sharding["params"]),
-        donate_argnums=0, out_shardings=(run.state_sharding, replicated),
-    )
+    train_step = jit_train_step(cfg, spec, mesh, run.train_pp.device_fn())
     evaluators = run.evaluators()
     _say(is_main, _describe(cfg, durations, abstract_params, mesh, workdir))
 
@@ -266,7 +253,7 @@ def evaluate_run(workdir: str, splits: list[str] | None = None) -> dict[str, flo
     step = checkpointer.latest_step()
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}")
-    abstract = state_lib.abstract_state(run.init_fn, run.state_sharding)
+    abstract = state_lib.abstract_state(run.spec.init_fn, run.spec.state_sharding)
     state, _ = checkpointer.restore(step, abstract, meta=_model_fingerprint(cfg))
     checkpointer.close()
     results = {"step": float(step)}

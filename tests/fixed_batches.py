@@ -1,21 +1,16 @@
 """Training a few steps of a config on fixed random batches, exactly the way frx.train steps."""
 
-import jax
 import numpy as np
 
-from frx import optim, sharding, step
+from frx import sharding, step
 from frx import train as train_lib
 
 
 def train_steps(cfg, steps: int = 3):
     """(final state, per-step losses) of `cfg` on `steps` fixed random 16x16 batches."""
     run = train_lib.setup(cfg)
-    state = jax.jit(run.init_fn, out_shardings=run.state_sharding)()
-    step_fn = jax.jit(
-        step.make_train_step(cfg, run.graphdef, run.tx, run.schedule, run.mesh, run.train_pp.device_fn(),
-                             optim.trainable_mask(cfg.optim, run.abstract_params),
-                             param_sharding=run.state_sharding["params"]),
-        donate_argnums=0, out_shardings=(run.state_sharding, sharding.replicated(run.mesh)))
+    state = run.spec.init_state()
+    step_fn = step.jit_train_step(cfg, run.spec, run.mesh, run.train_pp.device_fn())
     rng = np.random.default_rng(0)
     losses = []
     for _ in range(steps):

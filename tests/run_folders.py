@@ -1,10 +1,9 @@
-"""Reading run folders in tests: checkpoints as plain NumPy arrays, compared bit for bit."""
+"""Comparing run folders in tests: which checkpoints are complete, and arrays bit for bit
+(read them with frx.ckpt.read_arrays)."""
 
 import os
 
 import numpy as np
-
-from frx.ckpt import read_arrays as load_state  # noqa: F401  (re-exported for the tests)
 
 
 def complete_steps(workdir) -> list[int]:

@@ -17,7 +17,8 @@ from frx import train as train_lib
 from frx.config import CheckpointConfig
 from frx.errors import CheckpointWriteError
 from tests.conftest import tiny_config
-from tests.run_folders import assert_same_bits, complete_steps, load_state
+from frx.ckpt import read_arrays
+from tests.run_folders import assert_same_bits, complete_steps
 from tests.test_train import _comparable
 
 
@@ -29,8 +30,8 @@ def _assert_same_run(workdir, reference):
     assert _comparable(tracking.read_metrics(str(workdir))) == _comparable(tracking.read_metrics(str(reference)))
     assert complete_steps(workdir) == complete_steps(reference) == [3, 6, 9]
     for step in (3, 6, 9):
-        assert_same_bits(load_state(workdir / "checkpoints" / str(step)),
-                         load_state(reference / "checkpoints" / str(step)), f"checkpoint {step}")
+        assert_same_bits(read_arrays(workdir / "checkpoints" / str(step)),
+                         read_arrays(reference / "checkpoints" / str(step)), f"checkpoint {step}")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_a_write_failing_midway_leaves_the_previous_checkpoint_and_the_run_resum
     assert "\n" not in str(info.value)
     assert complete_steps(workdir) == [3]
     assert os.listdir(workdir / "checkpoints" / "6.orbax-checkpoint-tmp")  # the half-written attempt
-    assert_same_bits(load_state(workdir / "checkpoints" / "3"), load_state(reference / "checkpoints" / "3"), "3")
+    assert_same_bits(read_arrays(workdir / "checkpoints" / "3"), read_arrays(reference / "checkpoints" / "3"), "3")
 
     monkeypatch.setattr(ocp.JsonCheckpointHandler, "_save_fn", original)
     train_lib.train(_config(workdir))
@@ -101,7 +102,7 @@ def test_restoring_a_checkpoint_unpickles_nothing(reference, monkeypatch):
     cfg = _config(reference)
     run = train_lib.setup(cfg)
     checkpointer = ckpt.Checkpointer(str(reference), cfg.ckpt)
-    abstract = state_lib.abstract_state(run.init_fn, run.state_sharding)
+    abstract = state_lib.abstract_state(run.spec.init_fn, run.spec.state_sharding)
     step, state, data_state = checkpointer.restore_latest(abstract, meta=train_lib._model_fingerprint(cfg))
     checkpointer.close()
     assert step == 9 and int(state["step"]) == 9

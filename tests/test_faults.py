@@ -24,7 +24,7 @@ def _no_eval(cfg, **changes):
 def _restore(workdir, cfg, steps):
     run = train_lib.setup(cfg)
     checkpointer = ckpt.Checkpointer(str(workdir), cfg.ckpt)
-    abstract = state_lib.abstract_state(run.init_fn, run.state_sharding)
+    abstract = state_lib.abstract_state(run.spec.init_fn, run.spec.state_sharding)
     states = [jax.device_get(checkpointer.restore(s, abstract, meta=train_lib._model_fingerprint(cfg))[0]) for s in steps]
     checkpointer.close()
     return states

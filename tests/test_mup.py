@@ -18,7 +18,7 @@ from frx import train as train_lib
 from frx.cli import parse_train_args
 from frx.config import ConfigError, MeshConfig, ModelConfig, MupConfig, OptimConfig, ScheduleConfig
 from frx.data import pipeline
-from frx.step import make_train_step
+from frx.step import jit_train_step
 from tests.conftest import tiny_config
 
 
@@ -41,9 +41,8 @@ def _flat(params) -> dict[str, np.ndarray]:
 
 def _train_steps(cfg, steps: int):
     run = train_lib.setup(cfg)
-    state = jax.jit(run.init_fn)()
-    trainable = optim.trainable_mask(cfg.optim, run.abstract_params)
-    step = jax.jit(make_train_step(cfg, run.graphdef, run.tx, run.schedule, run.mesh, run.train_pp.device_fn(), trainable))
+    state = run.spec.init_state()
+    step = jit_train_step(cfg, run.spec, run.mesh, run.train_pp.device_fn())
     data = pipeline.make_train_dataset(run.sources["train"], run.train_pp, batch_size=cfg.batch_size, seed=cfg.seed)
     losses_seen = []
     for i in range(steps):

@@ -28,7 +28,7 @@ def test_data_parallel_equals_single_device_equals_grad_accumulation():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(c, b, rtol=1e-4, atol=1e-6)
     # Training moved the parameters (the comparison is not between three copies of the init).
-    init = jax.device_get(train_lib.setup(base).init_fn()["params"])
+    init = jax.device_get(train_lib.setup(base).spec.init_fn()["params"])
     assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(single)))
 
 

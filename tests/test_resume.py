@@ -17,7 +17,8 @@ import time
 import pytest
 
 from frx import tracking
-from tests.run_folders import assert_same_bits, complete_steps, load_state
+from frx.ckpt import read_arrays
+from tests.run_folders import assert_same_bits, complete_steps
 from tests.test_train import TINY_CLI, _comparable
 
 ARGS = ("--total_steps", "60", "--ckpt.every_steps", "10", "--ckpt.keep", "100", "--eval.every_steps", "30")
@@ -31,8 +32,8 @@ def assert_matches_reference(workdir, reference, *, finished: bool) -> None:
     records = _comparable(tracking.read_metrics(str(workdir)))
     assert records == (ref_records if finished else ref_records[: len(records)])
     for step in set(complete_steps(workdir)) & set(complete_steps(reference)):  # not temporary ones
-        assert_same_bits(load_state(workdir / "checkpoints" / str(step)),
-                         load_state(reference / "checkpoints" / str(step)), f"checkpoint {step}")
+        assert_same_bits(read_arrays(workdir / "checkpoints" / str(step)),
+                         read_arrays(reference / "checkpoints" / str(step)), f"checkpoint {step}")
     if finished:
         assert complete_steps(workdir) == complete_steps(reference)
 

@@ -124,9 +124,9 @@ def test_optimizer_state_follows_the_parameters_even_with_frozen_parameters():
     cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, frozen=("embedding/.*",)))
     run = train_lib.setup(cfg)
     spec = lambda s: s.spec  # noqa: E731
-    params = jax.tree.map(spec, run.state_sharding["params"])
+    params = jax.tree.map(spec, run.spec.state_sharding["params"])
     assert params["blocks"][0]["mlp"]["fc1"]["kernel"] == P("fsdp")
-    opt = [(paths.path_str(kp), s.spec) for kp, s in jax.tree_util.tree_leaves_with_path(run.state_sharding["opt"])]
+    opt = [(paths.path_str(kp), s.spec) for kp, s in jax.tree_util.tree_leaves_with_path(run.spec.state_sharding["opt"])]
     assert [spec for path, spec in opt if path.endswith("blocks/0/mlp/fc1/kernel")] == [P("fsdp")] * 2  # mu, nu
     assert not [path for path, _ in opt if "embedding" in path]  # frozen: no optimizer state
     counts = [spec for path, spec in opt if path.endswith("count")]
@@ -182,7 +182,7 @@ def test_fsdp_holds_an_eighth_of_the_parameter_and_optimizer_bytes_per_device():
     per_device = {}
     for name, mesh in {"dp": MeshConfig(data=8), "fsdp": MeshConfig(fsdp=8)}.items():
         run = train_lib.setup(tiny_config(mesh=mesh))
-        state = jax.jit(run.init_fn, out_shardings=run.state_sharding)()
+        state = run.spec.init_state()
         # Measured from the arrays: the bytes of the shard that device 0 holds.
         per_device[name] = {
             part: sum(x.addressable_shards[0].data.nbytes for x in jax.tree.leaves(state[part]))
