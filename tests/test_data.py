@@ -1,6 +1,5 @@
 """Data: the embedded dataset, sources and splits, host ops, op strings and the Grain pipelines."""
 
-import io
 import math
 
 import jax
@@ -11,7 +10,6 @@ from PIL import Image
 
 from frx.config import ConfigError, DataConfig, SyntheticConfig
 from frx.data import host_ops, pipeline
-from frx.data.device_ops import mixup
 from frx.data.ops import make_pipeline
 from frx.data.sources import digits_sources, folder_sources, holdout_split
 from frx.data.synthetic import SyntheticSource
@@ -135,16 +133,6 @@ def test_value_range_maps_uint8_to_minus_one_one():
     np.testing.assert_allclose(out, [[-1.0, 1.0, -0.6]], atol=1e-6)
 
 
-def test_mixup_mixes_each_example_with_its_predecessor_inside_its_shard():
-    images = jnp.arange(8, dtype=jnp.float32)[:, None]
-    labels = jax.nn.one_hot(jnp.arange(8) % 4, 4)
-    mixed, mixed_labels, a = mixup(jax.random.PRNGKey(3), images, labels, p=0.2, num_shards=2)
-    assert 0.5 <= float(a) <= 1.0
-    partner = jnp.array([3, 0, 1, 2, 7, 4, 5, 6], jnp.float32)[:, None]  # roll by 1 within each half
-    np.testing.assert_allclose(mixed, a * images + (1 - a) * partner, rtol=1e-6)
-    np.testing.assert_allclose(mixed_labels.sum(-1), 1.0, rtol=1e-6)
-
-
 def _stream(threads, process_index=0, process_count=1, steps=4):
     src = SyntheticSource(SyntheticConfig(train_size=40), "train", 16)
     pp = make_pipeline("decode|random_resized_crop(16, 0.3)|flip_lr")
@@ -188,8 +176,3 @@ def test_eval_batches_pad_with_masked_examples_and_cover_each_image_once():
     assert sorted(labels) == sorted(src[i]["label"] for i in range(21))
 
 
-def test_decode_handles_png_bytes_with_alpha():
-    buf = io.BytesIO()
-    Image.fromarray(np.full((5, 6, 4), 200, np.uint8), "RGBA").save(buf, format="PNG")
-    image = make_pipeline("decode").host_fn()(buf.getvalue(), np.random.default_rng(0))
-    assert image.shape == (5, 6, 3)

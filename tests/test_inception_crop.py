@@ -7,6 +7,7 @@ import pytest
 from frx.config import ConfigError
 from frx.data import host_ops
 from frx.data.crops import inception_crop_box, random_resized_crop_box
+from frx.data.decode import decode_image
 from frx.data.ops import make_pipeline
 from frx.presets import vit_i1k
 from tests.data_fixtures import encode_image
@@ -104,8 +105,9 @@ def test_inception_crop_op_crops_the_sampled_box_and_resizes_without_antialiasin
     expected = np.clip(host_ops.resize_bilinear(photo[y : y + h, x : x + w], 64), 0, 255).astype(np.uint8)
     np.testing.assert_array_equal(out, expected)
     assert out.shape == (64, 64, 3) and out.dtype == np.uint8
-    fused = host_ops.decode_jpeg_and_inception_crop(64)(encode_image(photo), np.random.default_rng(7))
-    assert fused.shape == (64, 64, 3)
+    jpeg = encode_image(photo)
+    fused = host_ops.decode_jpeg_and_inception_crop(64)(jpeg, np.random.default_rng(7))
+    np.testing.assert_array_equal(fused, op(decode_image(jpeg), np.random.default_rng(7)))
     with pytest.raises(ConfigError, match="area_min <= area_max"):
         make_pipeline("decode|inception_crop(224, 50, 10)")
 

@@ -162,7 +162,8 @@ def test_shear_and_translate_read_shifted_pixels_and_fill_the_rest(photo):
     img = photo[:60, :80]
     out = apply_op("ShearX", img, (0.3,))  # output (x, y) reads input (x + 0.3 y, y)
     np.testing.assert_array_equal(out[0], img[0])
-    np.testing.assert_array_equal(out[10, :77], img[10, 3:]) and (out[10, 77:] == 128).all()
+    np.testing.assert_array_equal(out[10, :77], img[10, 3:])
+    assert (out[10, 77:] == 128).all()
     out = apply_op("ShearX", img, (-0.3,))
     np.testing.assert_array_equal(out[20, 6:], img[20, :-6])
     assert (out[20, :6] == 128).all()
@@ -170,18 +171,22 @@ def test_shear_and_translate_read_shifted_pixels_and_fill_the_rest(photo):
     np.testing.assert_array_equal(out[:57, 10], img[3:, 10])
     big = photo[:224, :224]
     out = apply_op("TranslateX", big, (100.0,))
-    np.testing.assert_array_equal(out[:, :124], big[:, 100:]) and (out[:, 124:] == 128).all()
+    np.testing.assert_array_equal(out[:, :124], big[:, 100:])
+    assert (out[:, 124:] == 128).all()
     out = apply_op("TranslateY", big, (-100.0,))
-    np.testing.assert_array_equal(out[100:], big[:124]) and (out[:100] == 128).all()
+    np.testing.assert_array_equal(out[100:], big[:124])
+    assert (out[:100] == 128).all()
 
 
 def test_nearest_neighbour_rounds_halves_away_from_zero():
     img = ramp()
     # std::round: x + 0.5 -> x + 1 and x - 0.5 -> x for x >= 1, -0.5 -> -1 (outside) for x = 0.
     out = apply_op("TranslateX", img, (0.5,))
-    np.testing.assert_array_equal(out[:, :-1], img[:, 1:]) and (out[:, -1] == 128).all()
+    np.testing.assert_array_equal(out[:, :-1], img[:, 1:])
+    assert (out[:, -1] == 128).all()
     out = apply_op("TranslateX", img, (-0.5,))
-    np.testing.assert_array_equal(out[:, 1:], img[:, 1:]) and (out[:, 0] == 128).all()
+    np.testing.assert_array_equal(out[:, 1:], img[:, 1:])
+    assert (out[:, 0] == 128).all()
 
 
 def test_cutout_fills_a_square_clipped_at_the_border(photo):

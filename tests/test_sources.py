@@ -32,7 +32,7 @@ IMAGENET_FEATURES = {"image": {"pythonClassName": "tensorflow_datasets.core.feat
 
 def _protobuf_example_class():
     """tf.train.Example built from TF's .proto field numbers with the official protobuf runtime."""
-    pb = pytest.importorskip("google.protobuf")  # noqa: F841
+    pytest.importorskip("google.protobuf")
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     F = descriptor_pb2.FieldDescriptorProto

@@ -4,8 +4,6 @@ checkpoint of another model is refused. Killed and stopped runs: tests/test_resu
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -62,12 +60,3 @@ def test_resuming_with_another_model_is_refused(tmp_path):
         train(other)
 
 
-def _frx(workdir, *extra, wait=True):
-    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2", "FRX_LAUNCHED": "1"}
-    cmd = [sys.executable, "-m", "frx", "train", "demo", "--workdir", str(workdir), *TINY_CLI, *extra]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if wait:
-        out, _ = proc.communicate(timeout=300)
-        assert proc.returncode == 0, out
-        return out
-    return proc
