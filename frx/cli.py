@@ -161,7 +161,8 @@ def cmd_plot(argv: list[str]) -> int:
         prog="frx plot", description="Write the plots of a run folder, or the learning-rate transfer figure of a sweep."
     )
     parser.add_argument("workdir")
-    parser.add_argument("--metric", default="train_loss", help="sweeps: train_loss, val_loss or val_acc")
+    parser.add_argument("--metric", default="train_loss", choices=("train_loss", "val_loss", "val_acc"),
+                        help="sweeps: the metric to plot; its optimum is the lowest loss or the highest accuracy")
     parser.add_argument("--x", help="sweeps: the x-axis field (default optim.lr)")
     parser.add_argument("--series", help="sweeps: one curve per value of this field (default model.width)")
     parser.add_argument("--panels", help="sweeps: one panel per value of this field (default mup.param)")

@@ -99,11 +99,11 @@ def write_sweep_plots(workdir: str, *, metric: str = "train_loss", x: str | None
     from frx import sweep as sweep_lib
 
     sweep = sweep_lib.load_folder(workdir)
-    default_x, default_series, default_panels = sweep_lib.default_axes(sweep)
-    x, series, panels = x or default_x, series or default_series, panels or default_panels
+    x, default_series, default_panels = sweep_lib.default_axes(sweep, x)
+    series, panels = series or default_series, panels or default_panels
     rows = sweep_lib.result_rows(sweep)
     data = sweep_lib.curves(rows, x=x, series=series, panels=panels, metric=metric)
-    best = sweep_lib.optima(data)
+    best = sweep_lib.optima(data, metric)
     plt = _pyplot()
     names = list(dict.fromkeys(row.get(panels) for row in rows)) if panels else [None]  # the sweep's order
     names = [n for n in names if n in data]

@@ -316,14 +316,15 @@ def run_sweep(sweep: Sweep, *, retry_failed: bool = False, log=print) -> list[di
 # Aggregation for the learning-rate transfer figure
 
 
-def default_axes(sweep: Sweep) -> tuple[str, str | None, str | None]:
-    """(x, series, panels): optim.lr against loss, one curve per model.width, one panel per mup.param."""
+def default_axes(sweep: Sweep, x: str | None = None) -> tuple[str, str | None, str | None]:
+    """(x, series, panels): by default optim.lr against the metric, one curve per model.width, one
+    panel per mup.param; a field given as x is never also the series or the panels."""
     varied = list(sweep.varied)
-    x = "optim.lr" if "optim.lr" in varied else (varied[0] if varied else None)
+    x = x or ("optim.lr" if "optim.lr" in varied else (varied[0] if varied else None))
     if x is None:
         raise ConfigError("the sweep varies nothing; there is no curve to draw")
     series = "model.width" if "model.width" in varied and x != "model.width" else None
-    panels = "mup.param" if "mup.param" in varied else None
+    panels = "mup.param" if "mup.param" in varied and x != "mup.param" else None
     return x, series, panels
 
 
@@ -351,19 +352,21 @@ def curves(rows: list[dict], *, x: str, series: str | None, panels: str | None, 
     return out
 
 
-def optima(curve_data: dict) -> dict:
-    """{panel: {series: (best x, its mean metric)}} (None where every point diverged)."""
+def optima(curve_data: dict, metric: str) -> dict:
+    """{panel: {series: (best x, its mean metric)}} (None where every point diverged); the best is
+    the highest accuracy or the lowest loss."""
+    pick = max if metric.endswith("acc") else min
     out = {}
     for panel, per_panel in curve_data.items():
         for serie, points in per_panel.items():
             finite = [(v, xv) for xv, v, _ in points if math.isfinite(v)]
-            out.setdefault(panel, {})[serie] = (min(finite)[1], min(finite)[0]) if finite else None
+            out.setdefault(panel, {})[serie] = pick(finite)[::-1] if finite else None
     return out
 
 
 def format_optima(curve_data: dict, *, x: str, series: str | None, panels: str | None, metric: str) -> str:
     """A markdown table: the best x per series and panel, its metric, and the spread of the optimum."""
-    best = optima(curve_data)
+    best = optima(curve_data, metric)
     lines = [f"| {panels or ''} | {series or ''} | best {x} | {metric} at best | log2 shift vs first |",
              "|---|---|---|---|---|"]
     for panel, per_panel in best.items():
@@ -389,7 +392,7 @@ def format_grid(curve_data: dict, *, x: str, series: str | None, panels: str | N
         title = f"{panels} = {panel}: " if panels else ""
         out += [f"{title}mean {metric}", "", f"| {series or ''} \\ {x} | " + " | ".join(_format(v) for v in xs) + " |",
                 "|---|" + "---|" * len(xs)]
-        best = optima({panel: per_panel})[panel]
+        best = optima({panel: per_panel}, metric)[panel]
         for serie in sorted(per_panel, key=lambda s: (s is None, s)):
             values = {p[0]: p[1] for p in per_panel[serie]}
             cells = []

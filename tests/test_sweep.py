@@ -126,11 +126,15 @@ def test_transfer_curves_average_seeds_and_find_the_optimum_per_width():
     assert [p[0] for p in data["mup"][32]] == [0.001, 0.002, 0.004]
     assert data["mup"][32][1] == (0.002, pytest.approx(1.005), 2)
     assert math.isnan(data["sp"][64][2][1])  # one seed diverged: the point is not shown as finite
-    best = sweep.optima(data)
+    best = sweep.optima(data, "train_loss")
     assert best["mup"] == {32: (0.002, pytest.approx(1.005)), 64: (0.002, pytest.approx(0.905))}
     assert best["sp"][64][0] == 0.001
     table = sweep.format_optima(data, x="optim.lr", series="model.width", panels="mup.param", metric="train_loss")
     assert "| sp | 64 | 0.001 | 0.9050 | -1.0 |" in table and "| mup | 64 | 0.002 | 0.9050 | +0.0 |" in table
+    # For an accuracy the optimum is the highest value, not the lowest.
+    accuracy_rows = [{**row, "val_acc": 2.0 - row["train_loss"]} for row in rows]
+    accuracy = sweep.curves(accuracy_rows, x="optim.lr", series="model.width", panels="mup.param", metric="val_acc")
+    assert sweep.optima(accuracy, "val_acc")["mup"] == {32: (0.002, pytest.approx(0.995)), 64: (0.002, pytest.approx(1.095))}
 
 
 @pytest.mark.slow
