@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FRX=${FRX:-.venv/bin/frx}
-run() { echo "\$ frx aot $*"; /usr/bin/time -f "(%e s wall, %M KiB peak RSS)" "$FRX" aot "$@" || true; echo; }
+# Exit status 1 is frx aot's "does not fit" (a result); anything else stops the script.
+run() { echo "\$ frx aot $*"; /usr/bin/time -f "(%e s wall, %M KiB peak RSS)" "$FRX" aot "$@" || [ $? -eq 1 ]; echo; }
 run vit_b16_i1k --devices 8 --device_memory_gb 80 "$@"
 run vit_b16_i1k --devices 8 --device_memory_gb 80 --model.dtype bfloat16 "$@"
 run vit_b16_i1k --devices 8 --device_memory_gb 80 --mesh.fsdp 8 "$@"
