@@ -12,16 +12,17 @@ own cluster detection reads, ../shared/spec/performance_anchors.md section 6):
 Which accelerators a process drives: JAX gives each SLURM / Open MPI process only GPU number
 LOCAL_RANK, which is right for one process per GPU with all GPUs visible. With one process per host,
 or when the launcher already hid the other GPUs (one visible), frx passes all visible GPUs instead.
+Under Open MPI 5 JAX detects no cluster (frx fills in the ranks), so frx picks GPU LOCAL_RANK itself.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from collections.abc import Callable, Mapping
 from importlib.util import find_spec
 
+from frx import launch
 from frx.config import ConfigError, DistConfig
 
 
@@ -49,14 +50,14 @@ def _int(value: str) -> int:
 
 
 def _on_tpu_vm() -> bool:
-    return find_spec("libtpu") is not None and bool(glob.glob("/dev/accel[0-9]*") or glob.glob("/dev/vfio/[0-9]*"))
+    return find_spec("libtpu") is not None and bool(launch.tpu_chip_files())
 
 
 def visible_gpus(env: Mapping[str, str]) -> int:
     """Number of NVIDIA GPUs this process may use, without initialising JAX."""
     if "CUDA_VISIBLE_DEVICES" in env:
         return len([d for d in env["CUDA_VISIBLE_DEVICES"].split(",") if d.strip() not in ("", "-1")])
-    return len(glob.glob("/dev/nvidia[0-9]*"))
+    return len(launch.nvidia_gpu_files())
 
 
 def one_process_per_host(launcher: str | None, env: Mapping[str, str]) -> bool:
@@ -83,8 +84,9 @@ def get_initialize_kwargs(cfg: DistConfig, env: Mapping[str, str]) -> dict | Non
         "local_device_ids": list(cfg.local_device_ids) if cfg.local_device_ids is not None else None,
         "initialization_timeout": cfg.initialization_timeout,
     }
-    if launcher == "ompi" and "OMPI_MCA_orte_hnp_uri" not in env:
-        # Open MPI 5 (PMIx) no longer exports the ORTE URI that JAX reads; the ranks are still known.
+    # Open MPI 5 (PMIx) no longer exports the ORTE URI that JAX reads; the ranks are still known.
+    ompi_without_jax = launcher == "ompi" and "OMPI_MCA_orte_hnp_uri" not in env
+    if ompi_without_jax:
         kwargs["num_processes"] = kwargs["num_processes"] or int(env["OMPI_COMM_WORLD_SIZE"])
         if kwargs["process_id"] is None:
             kwargs["process_id"] = int(env["OMPI_COMM_WORLD_RANK"])
@@ -94,13 +96,18 @@ def get_initialize_kwargs(cfg: DistConfig, env: Mapping[str, str]) -> dict | Non
     if launcher == "kubernetes" and cfg.coordinator_address is None and find_spec("kubernetes") is None:
         raise ConfigError("a Kubernetes indexed Job was detected but the `kubernetes` package is missing; "
                           "pip install 'jax[k8s]' or pass --dist.coordinator_address/num_processes/process_id")
-    if launcher is None and (cfg.num_processes is None or cfg.process_id is None):
+    # Without a coordinator ("--dist.mode on" alone) jax.distributed.initialize detects the rest itself.
+    explicit = launcher is None and cfg.coordinator_address is not None
+    if explicit and (cfg.num_processes is None or cfg.process_id is None):
         raise ConfigError("no cluster launcher detected: with --dist.coordinator_address also pass "
                           "--dist.num_processes and --dist.process_id")
     if kwargs["local_device_ids"] is None and launcher in ("slurm", "ompi"):
         gpus = visible_gpus(env)
         if gpus and (gpus == 1 or one_process_per_host(launcher, env)):
             kwargs["local_device_ids"] = list(range(gpus))
+        elif gpus > 1 and ompi_without_jax and "OMPI_COMM_WORLD_LOCAL_RANK" in env:
+            # One process per GPU: what JAX's OmpiCluster would pick, had it recognised the run.
+            kwargs["local_device_ids"] = [int(env["OMPI_COMM_WORLD_LOCAL_RANK"])]
     return kwargs
 
 

@@ -25,9 +25,21 @@ GLIBC_TUNABLES = (
 TCMALLOC_GLOBS = ("/usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4", "/usr/lib64/libtcmalloc_minimal.so.4")
 
 
+# Device files are read instead of asking JAX because both callers run before JAX may start:
+# this module re-executes the process, frx.distributed must call jax.distributed.initialize first.
+def nvidia_gpu_files() -> list[str]:
+    """/dev/nvidiaN, one per NVIDIA GPU on the machine (whatever CUDA_VISIBLE_DEVICES says)."""
+    return glob.glob("/dev/nvidia[0-9]*")
+
+
+def tpu_chip_files() -> list[str]:
+    """/dev/accelN, or /dev/vfio/N on newer TPU generations: one per TPU chip."""
+    return glob.glob("/dev/accel[0-9]*") or glob.glob("/dev/vfio/[0-9]*")
+
+
 def has_accelerator() -> bool:
     """A cheap guess made before JAX is imported: NVIDIA or TPU device files exist."""
-    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/accel[0-9]*") or glob.glob("/dev/vfio/[0-9]*"))
+    return bool(nvidia_gpu_files() or tpu_chip_files())
 
 
 def find_tcmalloc() -> str | None:

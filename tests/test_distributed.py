@@ -71,6 +71,28 @@ def test_open_mpi_without_the_orte_uri_needs_a_coordinator():
     assert (kwargs["num_processes"], kwargs["process_id"]) == (2, 1)
 
 
+def test_open_mpi_5_gives_each_rank_its_own_gpu():
+    # mpirun -np 16 over 2 hosts with 8 GPUs each: JAX detects no cluster, so frx must pick the GPU.
+    env = {"OMPI_COMM_WORLD_SIZE": "16", "OMPI_COMM_WORLD_RANK": "11", "OMPI_COMM_WORLD_LOCAL_RANK": "3",
+           "OMPI_COMM_WORLD_LOCAL_SIZE": "8", "CUDA_VISIBLE_DEVICES": "0,1,2,3,4,5,6,7"}
+    assert _kwargs(env, coordinator_address="node0:5000") == {
+        "coordinator_address": "node0:5000", "num_processes": 16, "process_id": 11, "local_device_ids": [3],
+        "initialization_timeout": 300}
+    one_per_host = {**env, "OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_LOCAL_RANK": "0",
+                    "OMPI_COMM_WORLD_LOCAL_SIZE": "1"}
+    assert _kwargs(one_per_host, coordinator_address="node0:5000")["local_device_ids"] == list(range(8))
+    open_mpi_4 = {**env, "OMPI_MCA_orte_hnp_uri": "1.0;tcp://10.0.0.1:1"}
+    assert _kwargs(open_mpi_4)["local_device_ids"] is None  # JAX's OmpiCluster picks LOCAL_RANK
+
+
+def test_mode_on_without_a_launcher_leaves_detection_to_jax():
+    kwargs = _kwargs({}, mode="on")
+    assert kwargs["coordinator_address"] is None
+    assert kwargs["num_processes"] is None and kwargs["process_id"] is None
+    with pytest.raises(ConfigError, match="also pass --dist.num_processes and --dist.process_id"):
+        _kwargs({}, mode="on", coordinator_address="10.0.0.1:1234")
+
+
 def test_bad_distributed_settings_are_refused():
     with pytest.raises(ConfigError, match="host:port"):
         validate(tiny_config(dist=DistConfig(coordinator_address="node0")))

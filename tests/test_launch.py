@@ -1,6 +1,6 @@
-"""The CPU launcher's environment choices (allocator, host device count)."""
+"""The CPU launcher's environment choices (allocator, host device count) and its accelerator check."""
 
-from frx import launch
+from frx import distributed, launch
 
 
 def test_system_malloc_opt_out_changes_nothing():
@@ -28,3 +28,13 @@ def test_user_choices_of_device_count_are_kept(monkeypatch):
     flags = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
     assert "JAX_NUM_CPU_DEVICES" not in launch.fast_cpu_environment(flags)
     assert "GLIBC_TUNABLES" not in launch.fast_cpu_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+
+
+def test_device_files_are_read_in_one_place(monkeypatch):
+    # frx.distributed counts GPUs and spots TPU VMs with the same helpers as the launcher.
+    monkeypatch.setattr(launch, "nvidia_gpu_files", lambda: ["/dev/nvidia0", "/dev/nvidia1"])
+    monkeypatch.setattr(launch, "tpu_chip_files", lambda: [])
+    assert launch.has_accelerator() and distributed.visible_gpus({}) == 2
+    assert distributed.visible_gpus({"CUDA_VISIBLE_DEVICES": "1"}) == 1
+    monkeypatch.setattr(launch, "nvidia_gpu_files", lambda: [])
+    assert not launch.has_accelerator() and distributed.visible_gpus({}) == 0
