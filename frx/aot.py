@@ -109,13 +109,13 @@ def compile_train_step(cfg: TrainConfig, mesh):
     warmup = cfg.schedule.warmup_steps or 0
     spec = state_lib.make_state_spec(cfg, mesh, total_steps=max(cfg.total_steps or 0, warmup + 1), warmup_steps=warmup)
     jitted = jit_train_step(cfg, spec, mesh, make_pipeline(cfg.data.pp_train).device_fn())
-    abstract_state = state_lib.abstract_state(spec.init_fn, spec.state_sharding)
     size, batch_sharding = cfg.model.image_size, sharding.batch_sharding(mesh)
-    abstract_batch = {
-        "image": jax.ShapeDtypeStruct((cfg.batch_size, size, size, 3), jnp.uint8, sharding=batch_sharding),
-        "label": jax.ShapeDtypeStruct((cfg.batch_size,), jnp.int32, sharding=batch_sharding),
-    }
-    return jitted.lower(abstract_state, abstract_batch).compile(), abstract_state, abstract_batch
+    # The fields of a training batch (frx.data.pipeline): the per-record fault codes are counted in the step.
+    fields = {"image": ((size, size, 3), jnp.uint8), "label": ((), jnp.int32),
+              "skipped": ((), jnp.int8), "converted": ((), jnp.int8)}
+    abstract_batch = {name: jax.ShapeDtypeStruct((cfg.batch_size, *shape), dtype, sharding=batch_sharding)
+                      for name, (shape, dtype) in fields.items()}
+    return jitted.lower(spec.abstract_state, abstract_batch).compile(), spec.abstract_state, abstract_batch
 
 
 def memory_report(cfg: TrainConfig, mesh) -> MemoryReport:

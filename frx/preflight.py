@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import re
 
-from frx import paths
+import jax
+
+from frx import optim, paths
 from frx.config import ConfigError, TrainConfig
 
 
@@ -39,7 +41,7 @@ def _check_parameter_rules(cfg: TrainConfig, abstract_params) -> None:
                     f"optim.{field} pattern {pattern!r} matches no parameter; paths look like {names[len(names) // 2]!r} "
                     "(patterns must match the whole path)"
                 )
-    if o.frozen and all(any(re.fullmatch(p, name) for p in o.frozen) for name in names):
+    if not any(jax.tree.leaves(optim.trainable_mask(o, abstract_params))):
         raise ConfigError("optim.frozen freezes every parameter, so nothing would train; narrow the patterns")
 
 

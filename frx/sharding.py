@@ -202,14 +202,13 @@ def param_shardings(params, mesh: Mesh, rules: str):
     )
 
 
-def state_shardings(init_fn, params_sharding, mesh: Mesh) -> dict:
-    """Shardings of the whole train state. An optimizer leaf that mirrors a parameter (Adam's mu and
+def state_shardings(shapes, params_sharding, mesh: Mesh) -> dict:
+    """Shardings of the whole train state, given its shapes. An optimizer leaf that mirrors a parameter (Adam's mu and
     nu, momentum) takes that parameter's sharding; counts, step, rng and the rest are replicated.
 
     A leaf mirrors a parameter when its path ends with the parameter's path and the shapes agree
     (`1/0/mu/blocks/3/mlp/fc1/kernel`), which holds for any optax chain, masked or multi-transform.
     """
-    shapes = jax.eval_shape(init_fn)
     by_path = {path: (leaf.shape, s) for (path, leaf), s in zip(
         _leaves_with_paths(shapes["params"]), jax.tree.leaves(params_sharding))}
 

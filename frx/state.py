@@ -35,28 +35,20 @@ def init_params(cfg: ModelConfig, seed: int, mup: MupConfig | None = None):
     return nnx.to_pure_dict(nnx.split(mup_lib.make_model(cfg, mup, seed))[1])
 
 
+def state_around(params, tx, seed: int) -> dict:
+    """A new run's state for these parameters: fresh optimizer state, step 0, the loop key, no faults."""
+    return {
+        "params": params,
+        "opt": tx.init(params),
+        "step": jnp.zeros((), jnp.int32),
+        "rng": jax.random.fold_in(jax.random.PRNGKey(seed), 1),
+        "faults": faults.init_counters(),
+    }
+
+
 def make_init_fn(cfg: ModelConfig, tx, seed: int, mup: MupConfig | None = None):
     """A function () -> state, to be jitted with out_shardings so each device builds its own part."""
-
-    def init():
-        params = init_params(cfg, seed, mup)
-        return {
-            "params": params,
-            "opt": tx.init(params),
-            "step": jnp.zeros((), jnp.int32),
-            "rng": jax.random.fold_in(jax.random.PRNGKey(seed), 1),
-            "faults": faults.init_counters(),
-        }
-
-    return init
-
-
-def abstract_state(init_fn, sharding):
-    """ShapeDtypeStructs of the state carrying `sharding` (a sharding or a matching tree)."""
-    shapes = jax.eval_shape(init_fn)
-    if not isinstance(sharding, jax.sharding.Sharding):
-        return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, sharding)
-    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+    return lambda: state_around(init_params(cfg, seed, mup), tx, seed)
 
 
 def make_optimizer(cfg: TrainConfig, schedule, abstract_params) -> optax.GradientTransformation:
@@ -78,6 +70,8 @@ class StateSpec:
     init_fn: object
     params_sharding: dict
     state_sharding: dict
+    abstract_state: dict
+    """ShapeDtypeStructs of the state with their shardings: what a restore or `frx aot` fills in."""
 
     def init_state(self) -> dict:
         """A fresh state, each device building only its own shards."""
@@ -91,5 +85,8 @@ def make_state_spec(cfg: TrainConfig, mesh, *, total_steps: int, warmup_steps: i
     tx = make_optimizer(cfg, schedule, abstract_params)
     init_fn = make_init_fn(cfg.model, tx, cfg.seed, cfg.mup)
     params_sharding = sharding.param_shardings(abstract_params, mesh, sharding.resolve_rules(cfg.mesh, mesh))
-    state_sharding = sharding.state_shardings(init_fn, params_sharding, mesh)
-    return StateSpec(graphdef, abstract_params, schedule, tx, init_fn, params_sharding, state_sharding)
+    # Shapes from the parameter shapes: tracing init_fn would run the whole model's initialisers again.
+    shapes = jax.eval_shape(lambda params: state_around(params, tx, cfg.seed), abstract_params)
+    state_sharding = sharding.state_shardings(shapes, params_sharding, mesh)
+    abstract_state = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, state_sharding)
+    return StateSpec(graphdef, abstract_params, schedule, tx, init_fn, params_sharding, state_sharding, abstract_state)

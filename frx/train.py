@@ -100,6 +100,9 @@ def setup(cfg: TrainConfig) -> RunSetup:
         )
     train_pp, eval_pp = make_pipeline(cfg.data.pp_train), make_pipeline(cfg.data.pp_eval)
     _check_image_size(train_source, train_pp, cfg.model.image_size, "pp_train")
+    for name in cfg.eval.splits:
+        if name in sources:
+            _check_image_size(sources[name], eval_pp, cfg.model.image_size, "pp_eval")
     durations = get_durations(cfg, len(train_source))
     spec = state_lib.make_state_spec(cfg, mesh, total_steps=durations.total_steps,
                                      warmup_steps=durations.warmup_steps)
@@ -141,7 +144,7 @@ def _train(cfg: TrainConfig, signals: preemption.StopSignals) -> dict[str, float
     start = checkpointer.latest_step()
     if start is not None:
         start, state, data_state = checkpointer.restore_latest(  # reliability: newest readable checkpoint
-            state_lib.abstract_state(spec.init_fn, spec.state_sharding), meta=_model_fingerprint(cfg),
+            spec.abstract_state, meta=_model_fingerprint(cfg),
             say=lambda m: _say(is_main, m),
         )
         data_iter.set_state(data_state)
@@ -190,6 +193,10 @@ def _train(cfg: TrainConfig, signals: preemption.StopSignals) -> dict[str, float
 
         # Logged steps do not depend on where a run was resumed, so metrics.jsonl is identical.
         log_due = step == 1 or _is_due(step, cfg.log.every_steps, total)
+        eval_due = bool(evaluators) and _is_due(step, cfg.eval.every_steps, total)
+        # reliability: a stop signal or the clock adds a (temporary) checkpoint at this step boundary
+        stop, timed = preemption.agree(signals.received is not None, clock.due(), at_sync_point=log_due)
+        save_due = checkpointer.is_permanent(step) or stop or timed
         if log_due:
             metrics = faults.host_metrics(jax.device_get(metrics))  # reliability: integer counts, zeros dropped
             now = time.perf_counter()
@@ -197,18 +204,15 @@ def _train(cfg: TrainConfig, signals: preemption.StopSignals) -> dict[str, float
             metrics["train/epoch"] = step / durations.steps_per_epoch
             last_time, last_step = now, step
             writer.write(step, metrics)
-            guard.check(step, state)
             if progress is not None:
                 progress.set_postfix(loss=f"{metrics['train/loss']:.4f}", img_s=f"{metrics['perf/img_per_sec']:.0f}")
+        if log_due or eval_due or save_due:
+            guard.check(step, state)  # before anything is evaluated or saved from a faulty state
         if progress is not None:
             progress.update(1)
-        if evaluators and _is_due(step, cfg.eval.every_steps, total):
-            guard.check(step, state)
+        if eval_due:
             results = evaluate(step)
-        # reliability: a stop signal or the clock adds a (temporary) checkpoint at this step boundary
-        stop, timed = preemption.agree(signals.received is not None, clock.due(), at_sync_point=log_due)
-        if _is_due(step, cfg.ckpt.every_steps, total) or stop or timed:
-            guard.check(step, state)
+        if save_due:
             checkpointer.save(step, state, data_state=data_iter.get_state(), meta=_model_fingerprint(cfg))
             clock.reset()
         if stop:
@@ -253,8 +257,7 @@ def evaluate_run(workdir: str, splits: list[str] | None = None) -> dict[str, flo
     step = checkpointer.latest_step()
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}")
-    abstract = state_lib.abstract_state(run.spec.init_fn, run.spec.state_sharding)
-    state, _ = checkpointer.restore(step, abstract, meta=_model_fingerprint(cfg))
+    state, _ = checkpointer.restore(step, run.spec.abstract_state, meta=_model_fingerprint(cfg))
     checkpointer.close()
     results = {"step": float(step)}
     for evaluator in run.evaluators():

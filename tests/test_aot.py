@@ -1,9 +1,11 @@
 """`frx aot`: the train step compiled from shapes for a mesh, and the per-device memory it reports."""
 
 import jax
+import numpy as np
 import pytest
 
-from frx import aot, cli, faults, sharding
+from frx import aot, cli, faults, sharding, train
+from frx.data import pipeline
 from frx.config import ConfigError, MeshConfig
 from tests.conftest import tiny_config
 from tests.test_distributed import TINY
@@ -28,11 +30,20 @@ def test_memory_report_counts_sharded_state_batch_and_activations():
     assert dp.opt == 2 * dp.params + 8  # Adam's mu and nu, and two int32 counts (Adam's and the schedule's)
     assert 1 / 8 <= fsdp.params / dp.params < 1 / 8 + 0.002
     assert 1 / 8 <= fsdp.opt / dp.opt < 1 / 8 + 0.002
-    assert dp.batch == fsdp.batch == 16 * (16 * 16 * 3 + 4) // 8
+    assert dp.batch == fsdp.batch == 16 * (16 * 16 * 3 + 4 + 1 + 1) // 8  # uint8 image, int32 label, int8 fault codes
     # Activations kept for the backward pass grow with the batch each device processes.
     assert big_batch.temporaries > 3 * dp.temporaries
     assert dp.fits(dp.total) and not dp.fits(dp.total - 1)
     assert "fits in 75% of 80 GiB = 60.00 GiB (0% used)" in dp.format(device_memory_gb=80)
+
+
+def test_the_compiled_batch_has_the_fields_of_a_training_batch():
+    cfg = tiny_config(batch_size=16)
+    _, _, abstract_batch = aot.compile_train_step(cfg, sharding.make_mesh(cfg.mesh))
+    run = train.setup(cfg)
+    batch = pipeline.make_train_dataset(run.sources["train"], run.train_pp, batch_size=cfg.batch_size, seed=0)[0]
+    assert {k: (v.shape, v.dtype) for k, v in abstract_batch.items()} == \
+           {k: (np.shape(v), np.asarray(v).dtype) for k, v in batch.items()}
 
 
 def test_aot_command_prints_memory_and_fails_when_the_step_does_not_fit(capsys):

@@ -12,7 +12,6 @@ import orbax.checkpoint as ocp
 import pytest
 
 from frx import ckpt, tracking
-from frx import state as state_lib
 from frx import train as train_lib
 from frx.config import CheckpointConfig
 from frx.errors import CheckpointWriteError
@@ -102,7 +101,7 @@ def test_restoring_a_checkpoint_unpickles_nothing(reference, monkeypatch):
     cfg = _config(reference)
     run = train_lib.setup(cfg)
     checkpointer = ckpt.Checkpointer(str(reference), cfg.ckpt)
-    abstract = state_lib.abstract_state(run.spec.init_fn, run.spec.state_sharding)
+    abstract = run.spec.abstract_state
     step, state, data_state = checkpointer.restore_latest(abstract, meta=train_lib._model_fingerprint(cfg))
     checkpointer.close()
     assert step == 9 and int(state["step"]) == 9

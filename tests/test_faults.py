@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from frx import ckpt, faults, tracking
-from frx import state as state_lib
 from frx import train as train_lib
 from frx.config import FaultConfig
 from frx.errors import NonFiniteError
@@ -24,7 +23,7 @@ def _no_eval(cfg, **changes):
 def _restore(workdir, cfg, steps):
     run = train_lib.setup(cfg)
     checkpointer = ckpt.Checkpointer(str(workdir), cfg.ckpt)
-    abstract = state_lib.abstract_state(run.spec.init_fn, run.spec.state_sharding)
+    abstract = run.spec.abstract_state
     states = [jax.device_get(checkpointer.restore(s, abstract, meta=train_lib._model_fingerprint(cfg))[0]) for s in steps]
     checkpointer.close()
     return states
