@@ -40,7 +40,7 @@ def make_step(width: int, dtype: str):
 
     plan = sweep.load(SWEEP)
     run = next(r for r in plan.runs if r.overrides["model.width"] == width and r.overrides["mup.param"] == "mup")
-    cfg = parse_train_args(plan.preset, run.args(plan.preset, plan.workdir)[2:] + ["--model.dtype", dtype])
+    cfg = parse_train_args(plan.preset, run.train_overrides(plan.workdir) + ["--model.dtype", dtype])
     mesh = sharding.make_mesh(cfg.mesh)
     spec = state_lib.make_state_spec(cfg, mesh, total_steps=cfg.total_steps, warmup_steps=cfg.schedule.warmup_steps)
     state = spec.init_state()

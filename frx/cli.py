@@ -170,10 +170,9 @@ def cmd_plot(argv: list[str]) -> int:
     from frx import plots, sweep
 
     if sweep.is_sweep_folder(args.workdir):
-        written = plots.write_sweep_plots(args.workdir, metric=args.metric, x=args.x, series=args.series,
-                                          panels=args.panels)
-        with open(written[1]) as f:
-            print(f.read().rstrip())
+        written, summary = plots.write_sweep_plots(args.workdir, metric=args.metric, x=args.x,
+                                                   series=args.series, panels=args.panels)
+        print(summary.rstrip())
     else:
         written = plots.write_run_plots(args.workdir)
     for path in written:
@@ -231,7 +230,7 @@ def cmd_sweep(argv: list[str]) -> int:
             print("frx " + " ".join(run.args(plan.preset, plan.workdir)))
         return 0
     for run in plan.runs:  # every run's overrides are checked before the first one starts
-        parse_train_args(plan.preset, run.args(plan.preset, plan.workdir)[2:])
+        parse_train_args(plan.preset, run.train_overrides(plan.workdir))
     sweep.run_sweep(plan, retry_failed=args.retry_failed)
     print(f"results: {plan.workdir}/results.md; plot with: frx plot {plan.workdir}")
     return 0

@@ -152,9 +152,16 @@ def roles_of(module, base_module) -> dict[str, ParamRole]:
 
 
 @functools.lru_cache(maxsize=64)
+def _relative_to_base(model: ModelConfig, mup: MupConfig) -> tuple[dict[str, ParamRole], dict[str, int]]:
+    """(roles, attention head sizes of the base model): both come from one trace of the base model,
+    which is the costly part; cached, since every build of the same configs needs the same."""
+    base = _abstract(base_model_config(model, mup))
+    return roles_of(_abstract(model), base), _attention_head_dims(base)
+
+
 def roles(model: ModelConfig, mup: MupConfig) -> dict[str, ParamRole]:
     """path -> ParamRole for every parameter of the frx model `model`, relative to its muP base model."""
-    return roles_of(_abstract(model), _abstract(base_model_config(model, mup)))
+    return _relative_to_base(model, mup)[0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -220,11 +227,6 @@ def _attention_head_dims(module) -> dict[str, int]:
     }
 
 
-@functools.lru_cache(maxsize=64)
-def _base_head_dims(model: ModelConfig, mup: MupConfig) -> dict[str, int]:
-    return _attention_head_dims(_abstract(base_model_config(model, mup)))
-
-
 def _set_multipliers(module, table: dict[str, ParamRole], base_head_dims: dict[str, int], mup: MupConfig) -> None:
     """Sets muP's forward multipliers (static attributes) on a freshly built module, in place."""
     for p, node in list(nnx.iter_graph(module)):
@@ -255,23 +257,26 @@ def parametrize(module, base_module, mup: MupConfig) -> dict[str, ParamRole]:
     layers, relative to `base_module` (the same architecture at the base widths; abstract is fine):
     forward multipliers, attention scales and initial values. Returns the roles, for
     `lr_multipliers`. With `mup.param == "sp"` only `zero_init_queries` applies."""
-    table = roles_of(module, base_module) if mup.param == "mup" else {}
-    if mup.param == "mup":
-        _set_multipliers(module, table, _attention_head_dims(base_module), mup)
-    _rescale_init(module, table, mup)
-    return table
+    return _apply(module, mup, lambda: (roles_of(module, base_module), _attention_head_dims(base_module)))
 
 
 def make_model(model: ModelConfig, mup: MupConfig | None = None, seed: int = 0):
     """The frx model of `model` under the parametrization `mup` (default SP), initialised from `seed`."""
     module = models.make(model, seed)
-    if mup is None:
-        return module
-    table = roles(model, mup) if mup.param == "mup" else {}  # cached: the same for every build
-    if mup.param == "mup":
-        _set_multipliers(module, table, _base_head_dims(model, mup), mup)
-    _rescale_init(module, table, mup)
+    if mup is not None:
+        _apply(module, mup, lambda: _relative_to_base(model, mup))
     return module
+
+
+def _apply(module, mup: MupConfig, relative_to_base) -> dict[str, ParamRole]:
+    """What `parametrize` and `make_model` share. `relative_to_base()` gives (roles, base head
+    sizes); it is called only under muP, since SP needs neither and they cost a trace of the base."""
+    table = {}
+    if mup.param == "mup":
+        table, base_head_dims = relative_to_base()
+        _set_multipliers(module, table, base_head_dims, mup)
+    _rescale_init(module, table, mup)
+    return table
 
 
 def lr_multipliers(table: dict[str, ParamRole], optimizer: str, params):

@@ -15,11 +15,7 @@ def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 def write_run_plots(workdir: str) -> list[str]:
     """Writes loss.png, lr.png and accuracy.png into `workdir`; returns the paths written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     records = tracking.read_metrics(workdir)
     if not records:
         raise FileNotFoundError(f"no {tracking.METRICS_FILE} with metrics in {workdir!r}; is it a run folder?")
@@ -52,7 +48,9 @@ def write_run_plots(workdir: str) -> list[str]:
     return written
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display needed), imported on first use
+    so that importing frx stays fast."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,7 +61,7 @@ def _pyplot():
 
 def write_coord_check_plot(result: dict, path: str) -> str:
     """One panel per step t: mean |x| of every module output against width, log2-log2 (mup's layout)."""
-    plt = _pyplot()
+    plt = pyplot()
     widths = result["widths"]
     modules = result["modules"]
     steps = len(next(iter(modules.values()))[str(widths[0])])
@@ -93,9 +91,10 @@ def write_coord_check_plot(result: dict, path: str) -> str:
 
 
 def write_sweep_plots(workdir: str, *, metric: str = "train_loss", x: str | None = None,
-                      series: str | None = None, panels: str | None = None) -> list[str]:
+                      series: str | None = None, panels: str | None = None) -> tuple[list[str], str]:
     """The learning-rate transfer figure of a sweep folder (loss against lr, one curve per width, one
-    panel per parametrization; TP5 Figure 1's layout) and `transfer.md`, the optimum per curve."""
+    panel per parametrization; TP5 Figure 1's layout) and `transfer.md`, the optimum per curve.
+    Returns the paths written and the text of `transfer.md`."""
     from frx import sweep as sweep_lib
 
     sweep = sweep_lib.load_folder(workdir)
@@ -104,7 +103,7 @@ def write_sweep_plots(workdir: str, *, metric: str = "train_loss", x: str | None
     rows = sweep_lib.result_rows(sweep)
     data = sweep_lib.curves(rows, x=x, series=series, panels=panels, metric=metric)
     best = sweep_lib.optima(data, metric)
-    plt = _pyplot()
+    plt = pyplot()
     names = list(dict.fromkeys(row.get(panels) for row in rows)) if panels else [None]  # the sweep's order
     names = [n for n in names if n in data]
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), dpi=120, squeeze=False, sharey=True)
@@ -138,10 +137,11 @@ def write_sweep_plots(workdir: str, *, metric: str = "train_loss", x: str | None
     fig.savefig(png)
     plt.close(fig)
     md = os.path.join(workdir, "transfer.md")
+    summary = (sweep_lib.format_optima(data, x=x, series=series, panels=panels, metric=metric) + "\n\n"
+               + sweep_lib.format_grid(data, x=x, series=series, panels=panels, metric=metric))
     with open(md, "w") as f:
-        f.write(sweep_lib.format_optima(data, x=x, series=series, panels=panels, metric=metric) + "\n\n")
-        f.write(sweep_lib.format_grid(data, x=x, series=series, panels=panels, metric=metric))
-    return [png, md, *sweep_lib.write_tables(sweep)]
+        f.write(summary)
+    return [png, md, *sweep_lib.write_tables(sweep)], summary
 
 
 def _others(sweep, rows, *axes) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import concurrent.futures
 import csv
 import dataclasses
+import io
 import itertools
 import json
 import math
@@ -54,14 +55,19 @@ class Run:
     name: str
     overrides: dict  # dotted field -> value, the varied ones and the [set] ones
 
-    def args(self, preset: str, workdir: str) -> list[str]:
-        """The `frx train` arguments of this run."""
-        out = ["train", preset, "--workdir", os.path.join(workdir, "runs", self.name)]
+    def train_overrides(self, workdir: str) -> list[str]:
+        """The overrides of the preset for this run (`--workdir` in the sweep folder `workdir`, then
+        `--key value ...`), as `frx.cli.parse_train_args(preset, ...)` takes them."""
+        out = ["--workdir", os.path.join(workdir, "runs", self.name)]
         for key, value in self.overrides.items():
             out.append(f"--{key}")
             values = value if isinstance(value, (list, tuple)) else [value]
             out += [str(v) for v in values]
         return out
+
+    def args(self, preset: str, workdir: str) -> list[str]:
+        """The `frx` command-line arguments of this run: `train PRESET` and its overrides."""
+        return ["train", preset, *self.train_overrides(workdir)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,11 +228,11 @@ def write_tables(sweep: Sweep) -> list[str]:
     rows = result_rows(sweep)
     columns = ["name", *sweep.varied, *RESULT_COLUMNS]
     csv_path = os.path.join(sweep.workdir, "results.csv")
-    with open(csv_path + ".tmp", "w", newline="") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows({k: _format(v) if not isinstance(v, str) else v for k, v in row.items()} for row in rows)
-    os.replace(csv_path + ".tmp", csv_path)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns)
+    writer.writeheader()
+    writer.writerows({k: _format(v) if not isinstance(v, str) else v for k, v in row.items()} for row in rows)
+    tracking.write_text_atomic(csv_path, text.getvalue())
     md_path = os.path.join(sweep.workdir, "results.md")
     lines = ["| " + " | ".join(columns[1:]) + " |", "|" + "---|" * (len(columns) - 1)]
     for row in rows:
@@ -235,9 +241,7 @@ def write_tables(sweep: Sweep) -> list[str]:
             v = row[c]
             cells.append(f"{v:.4f}" if isinstance(v, float) and c in RESULT_COLUMNS else _format(v) if not isinstance(v, str) else v)
         lines.append("| " + " | ".join(cells) + " |")
-    with open(md_path + ".tmp", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(md_path + ".tmp", md_path)
+    tracking.write_text_atomic(md_path, "\n".join(lines) + "\n")
     return [csv_path, md_path]
 
 
@@ -268,17 +272,10 @@ def is_sweep_folder(workdir: str) -> bool:
     return os.path.exists(os.path.join(workdir, SWEEP_FILE))
 
 
-def _has_checkpoint(run_dir: str) -> bool:
-    directory = os.path.join(run_dir, "checkpoints")
-    return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
-
-
 def _execute(sweep: Sweep, run: Run, log) -> dict:
+    # An attempt killed before its first checkpoint left metrics behind: `frx train` drops them itself.
     run_dir = os.path.join(sweep.workdir, "runs", run.name)
     os.makedirs(run_dir, exist_ok=True)
-    metrics = os.path.join(run_dir, tracking.METRICS_FILE)
-    if os.path.exists(metrics) and not _has_checkpoint(run_dir):
-        os.remove(metrics)  # an attempt killed before its first checkpoint: the run starts again from 0
     with open(os.path.join(run_dir, "train.log"), "a") as out:
         proc = subprocess.run([sys.executable, "-m", "frx", *run.args(sweep.preset, sweep.workdir)],
                               stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -288,8 +285,9 @@ def _execute(sweep: Sweep, run: Run, log) -> dict:
     return result
 
 
-def run_sweep(sweep: Sweep, *, retry_failed: bool = False, log=print) -> list[dict]:
-    """Runs every run that has no result yet (`parallel` at a time); returns the result rows."""
+def run_sweep(sweep: Sweep, *, retry_failed: bool = False, log=print) -> None:
+    """Runs every run that has no result yet (`parallel` at a time); the tables are written before
+    the first run starts and after each one ends."""
     save(sweep)
     todo = []
     for run in sweep.runs:
@@ -308,8 +306,6 @@ def run_sweep(sweep: Sweep, *, retry_failed: bool = False, log=print) -> list[di
         for future in concurrent.futures.as_completed(futures):
             future.result()
             write_tables(sweep)
-    write_tables(sweep)
-    return result_rows(sweep)
 
 
 # --------------------------------------------------------------------------------------------------

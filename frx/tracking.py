@@ -4,11 +4,13 @@ the metrics (one JSON object per log event in `metrics.jsonl`, plus TensorBoard 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import subprocess
 import time
+import uuid
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
@@ -28,12 +30,26 @@ def code_version() -> dict:
     return {"git_hash": commit.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
 
 
+def write_text_atomic(path: str, text: str) -> None:
+    """Writes `text` as given (no newline translation) so that readers see the old file or the new
+    one, never a partial one. The temporary name is unique (not `path.tmp`), so two writers of the
+    same file, e.g. a sweep and `frx plot SWEEP`, cannot write into each other's temporary file."""
+    # Not tempfile.mkstemp: its files are mode 0600; open(..., "x") keeps the usual umask mode.
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"  # same folder: os.replace is a rename on one filesystem
+    try:
+        with open(tmp, "x", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the rename makes it the file
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
 def write_json_atomic(path: str, data) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def read_metrics(workdir: str) -> list[dict]:
@@ -69,6 +85,7 @@ class MetricsWriter:
 
     def __init__(self, workdir: str, *, tensorboard: bool, enabled: bool = True):
         self.enabled = enabled
+        self.workdir = workdir
         self.path = os.path.join(workdir, METRICS_FILE)
         self._tb = None
         if enabled and tensorboard:
@@ -81,12 +98,8 @@ class MetricsWriter:
         run starts afresh): they will be logged again, so the file equals an uninterrupted run's."""
         if not self.enabled or not os.path.exists(self.path):
             return
-        with open(self.path) as f:
-            kept = [r for r in _parse_records(f.read()) if r["step"] <= step]
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in kept)
-        os.replace(tmp, self.path)
+        kept = [r for r in read_metrics(self.workdir) if r["step"] <= step]
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, step: int, metrics: dict) -> None:
         if not self.enabled:

@@ -55,6 +55,7 @@ optim.wd = { log_uniform = [1e-5, 1e-3] }
     assert [r.name for r in sweep.load(path).runs] == [r.name for r in plan.runs]  # same seed, same draws
     args = plan.runs[0].args(plan.preset, plan.workdir)
     assert args[:4] == ["train", "demo", "--workdir", os.path.join(plan.workdir, "runs", plan.runs[0].name)]
+    assert args[2:] == plan.runs[0].train_overrides(plan.workdir)
     assert args[args.index("--model.depth") + 1] == "2"
     assert sweep.load(path, workdir=str(tmp_path / "x"), parallel=3).parallel == 3
 
@@ -109,6 +110,20 @@ def test_run_status_and_final_metrics(tmp_path):
     _metrics(tmp_path / "crash", [3.0])
     assert sweep.summarize_run(str(tmp_path / "crash"), returncode=1)["status"] == "failed"
     assert sweep.summarize_run(str(tmp_path / "crash"))["status"] == "running"
+
+
+def test_tables_are_replaced_whole_and_leave_no_temporary_files(tmp_path):
+    plan = sweep.load(_write(tmp_path, f'preset = "demo"\nworkdir = "{tmp_path / "sweep"}"\n'
+                                       '[grid]\n"optim.lr" = [0.001, 0.002]\n'))
+    sweep.save(plan)
+    _metrics(tmp_path / "sweep" / "runs" / "lr=0.001", [2.0, 1.0])
+    csv_path, md_path = sweep.write_tables(plan)
+    sweep.write_tables(plan)  # again over the existing files
+    assert sorted(os.listdir(tmp_path / "sweep")) == ["results.csv", "results.md", "runs", "sweep.json"]
+    with open(csv_path, newline="") as f:
+        assert f.read().split("\r\n")[:3] == ["name,optim.lr,status,steps,train_loss,val_loss,val_acc",
+                                               "lr=0.001,0.001,running,2,1,nan,nan", "lr=0.002,0.002,pending,,,,"]
+    assert "| 0.002 | pending |" in open(md_path).read()
 
 
 def test_transfer_curves_average_seeds_and_find_the_optimum_per_width():
