@@ -11,7 +11,8 @@ from PIL import Image
 from frx.config import ConfigError, DataConfig, SyntheticConfig
 from frx.data import host_ops, pipeline
 from frx.data.ops import make_pipeline
-from frx.data.sources import digits_sources, folder_sources, holdout_split
+from frx.data.sources import digits_sources, folder_sources
+from frx.data.splits import holdout_per_class
 from frx.data.synthetic import SyntheticSource
 
 
@@ -40,11 +41,11 @@ def test_synthetic_classes_differ_in_colour_and_texture():
 def test_holdout_is_per_class_deterministic_and_order_free():
     keys = [f"c{c}/img{i}.jpg" for c in range(3) for i in range(200)]
     labels = [c for c in range(3) for _ in range(200)]
-    train, held = holdout_split(keys, labels, 0.01)
+    train, held = holdout_per_class(keys, labels, 0.01)
     assert len(held) == 6 and sorted(labels[i] for i in held) == [0, 0, 1, 1, 2, 2]
     assert set(train).isdisjoint(held) and len(train) + len(held) == 600
     order = np.random.default_rng(0).permutation(600)
-    _, held_shuffled = holdout_split([keys[i] for i in order], [labels[i] for i in order], 0.01)
+    _, held_shuffled = holdout_per_class([keys[i] for i in order], [labels[i] for i in order], 0.01)
     assert sorted(keys[order[i]] for i in held_shuffled) == sorted(keys[i] for i in held)
 
 

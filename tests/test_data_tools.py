@@ -3,11 +3,13 @@ RandAugment on the calibration grid."""
 
 import json
 
+import jax
 import numpy as np
 from PIL import Image
 
 from frx.cli import main as frx_main
-from frx.data import spectrum
+from frx.data import preview, spectrum
+from frx.data.ops import make_pipeline
 from tests.data_fixtures import write_class_folder
 
 
@@ -53,3 +55,11 @@ def test_preview_command_writes_a_grid_of_augmented_samples(tmp_path, photo):
     assert grid.shape == (2 * (48 + 4) + 4, 4 * (48 + 4) + 4, 3)
     tiles = [grid[4:52, 4 + c * 52 : 52 + c * 52] for c in range(4)]
     assert all(not np.array_equal(tiles[1], t) for t in tiles[2:])  # independent draws
+
+
+def test_preview_undoes_value_range_with_all_its_arguments():
+    pixels = np.array([0, 1, 128, 254, 255], np.uint8)
+    for pp in ("value_range(-1, 1)", "value_range(0, 1, in_min=0, in_max=255)", "value_range(vmax=2, vmin=-2)",
+               "value_range(-1, 1, 127, 128)"):
+        out = np.asarray(make_pipeline(pp).device_fn()(pixels, jax.random.PRNGKey(0)))
+        np.testing.assert_array_equal(preview._display(out, make_pipeline(pp)), pixels, err_msg=pp)

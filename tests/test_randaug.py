@@ -2,6 +2,9 @@
 grids, against PIL (which big_vision's ops imitate) on a real photo, the known quirks, the draw
 statistics, and the batched device op against the one-image API."""
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -284,3 +287,9 @@ def test_randaug_pp_op_runs_on_sharded_batches_and_is_deterministic(photo):
         make_pipeline("value_range(-1, 1)|randaug(2, 10)").device_fn()(images, jax.random.PRNGKey(0))
     with pytest.raises(ConfigError, match="randaug needs num_layers >= 0"):
         make_pipeline("randaug(-1, 10)")
+
+
+def test_importing_randaug_does_not_start_the_jax_backend():
+    # The backend must start after the launcher has set the device count and the distributed setup.
+    code = "import frx.data.randaug, jax._src.xla_bridge as xb; assert not xb._backends, 'backend started'"
+    subprocess.run([sys.executable, "-c", code], check=True)

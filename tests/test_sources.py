@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from frx.config import ConfigError, DataConfig, TrainConfig
+from frx import sharding
+from frx.config import ConfigError, DataConfig, MeshConfig, TrainConfig
 from frx.data import pipeline, splits
+from frx.data.decode import decode_image
 from frx.data.imagenet import RealSource, imagenet_v2_folder, load_real_labels
-from frx.data.ops import decode_image, make_pipeline
-from frx.data.sources import make_sources
+from frx.data.ops import make_pipeline
+from frx.data.sources import ArraySource, make_sources
 from frx.data.tar_shards import TarShardSource, expand_shards
 from frx.data.tf_example import encode_example, parse_example
 from frx.data.tfds import TfdsSource, find_dataset_dir
-from frx.evals.classification import make_eval_step
+from frx.evals.classification import ClassificationEvaluator, make_eval_step
 from frx.train import get_durations
 from tests.data_fixtures import (class_label_feature, encode_image, imagenet_like_records, labelled_pixels,
                                  write_class_folder, write_tar_shard, write_tfds_dataset)
@@ -216,6 +218,15 @@ def test_minival_split_modes_apply_to_folders_and_tar_shards(tmp_path):
         validate(TrainConfig(total_steps=1, data=DataConfig(source="tar", root="x", minival_split="per_class")))
 
 
+def test_an_empty_holdout_is_left_out_rather_than_scored(tmp_path):
+    pixels = labelled_pixels(0, 0, (12, 12))
+    write_class_folder(tmp_path, {c: [(f"{i}.png", pixels) for i in range(3)] for c in ("a", "b")})
+    # 1% of 3 images per class rounds to none: there is no minival to evaluate.
+    sources = make_sources(DataConfig(source="folder", root=str(tmp_path), minival_fraction=0.01), 16)
+    assert set(sources) == {"train"} and len(sources["train"]) == 6
+    assert set(splits.split_train_minival(list(range(5)), "tail", 0.01)) == {"train"}  # round(4.95) = 5 train
+
+
 # ------------------------------------------------------------------------------------------------ ImageNet-V2 / ReaL
 
 
@@ -265,7 +276,8 @@ def test_eval_scores_multi_hot_labels_like_big_vision():
     graphdef, params = nnx.split(FixedLogits(logits))
     step = make_eval_step(graphdef, lambda x, rng: x, num_classes=3)
     batch = {"image": jnp.zeros((4, 2, 2, 3)), "mask": jnp.array([True, True, True, False]),
-             "label": jnp.array([[1, 1, 0], [1, 0, 0], [0, 0, 0], [1, 0, 0]], jnp.float32)}
+             "label": jnp.array([[1, 1, 0], [1, 0, 0], [0, 0, 0], [1, 0, 0]], jnp.float32),
+             "skipped": jnp.zeros(4, bool)}
     sums = step(params, batch)
     # Row 0: top-1 (class 0) is in {0, 1}; row 1: class 1 not in {0}; row 2 has no label; row 3 is padding.
     assert float(sums["count"]) == 2 and float(sums["correct"]) == 1
@@ -285,3 +297,28 @@ def test_eval_batches_carry_multi_hot_labels_and_pad_with_empty_rows(tmp_path):
     mask = np.concatenate([b["mask"] for b in batches])
     assert labels.shape == (6, 3) and mask.tolist() == [True] * 4 + [False] * 2
     np.testing.assert_array_equal(labels, [[1, 0, 0], [0, 1, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0], [0, 0, 0]])
+
+
+class _FixedLogits(nnx.Module):
+    def __init__(self):
+        self.logits = nnx.Param(jnp.asarray([5.0, 0.0, 0.0]))
+
+    def __call__(self, images):
+        return jnp.broadcast_to(self.logits[...], (images.shape[0], 3))
+
+
+def test_eval_splits_share_one_compiled_step_and_an_empty_split_reports_nothing():
+    graphdef, params = nnx.split(_FixedLogits())
+    mesh, pp = sharding.make_mesh(MeshConfig()), make_pipeline("decode|value_range(-1, 1)")
+    images = np.zeros((3, 8, 8, 3), np.uint8)
+
+    def evaluator(name, source):
+        return ClassificationEvaluator(name, source, pp, graphdef=graphdef, num_classes=3, batch_size=8,
+                                       image_size=8, mesh=mesh, threads=1)
+
+    val = evaluator("val", ArraySource(images, np.array([0, 0, 1]), 3, "val"))
+    empty = evaluator("minival", ArraySource(images[:0], np.zeros(0, np.int64), 3, "empty"))
+    assert empty.step is val.step  # compiled once for both splits
+    results = val.run(params)
+    assert results["eval/val/acc"] == pytest.approx(2 / 3)
+    assert empty.run(params) == {}  # no made-up accuracy 0.0 and loss 0.0

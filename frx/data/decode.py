@@ -68,8 +68,11 @@ def _report(kind: str) -> None:
         seen.append(kind)
 
 
-def decode_image(data, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Encoded bytes or an array -> uint8 RGB HxWx3; raises BadImage for data that cannot be used."""
+def decode_image(data, max_pixels: int | None = None) -> np.ndarray:
+    """Encoded bytes or an array -> uint8 RGB HxWx3; raises BadImage for data that cannot be used.
+    `max_pixels` None means DEFAULT_MAX_PIXELS (what the `decode` op passes when not given one)."""
+    if max_pixels is None:
+        max_pixels = DEFAULT_MAX_PIXELS
     if isinstance(data, (bytes, bytearray, memoryview)):
         return _decode_bytes(bytes(data), max_pixels)
     return _array_to_rgb(np.asarray(data))

@@ -14,7 +14,8 @@ import numpy as np
 
 from frx.config import ConfigError
 from frx.data.crops import inception_crop_box, random_resized_crop_box
-from frx.data.ops import decode_image, host_op
+from frx.data.decode import decode_image
+from frx.data.ops import host_op
 
 
 def _as_pair(size) -> tuple[int, int]:

@@ -24,22 +24,20 @@ _VAL_NAME = re.compile(r"ILSVRC2012_val_(\d{8})")
 
 
 def imagenet_v2_folder(root: str, name: str = "imagenet_v2"):
-    """An ImageNet-V2 folder: sub-folders 0..999 hold the images of that class index."""
-    from frx.data.sources import IMAGE_EXTENSIONS, FolderSource
+    """An ImageNet-V2 folder: sub-folders 0..999 hold the images of that class index. Listing the
+    class names in index order makes an image folder's label the folder's number, not its rank
+    among the sorted names ("10" < "2")."""
+    from frx.data.sources import FolderSource, scan_folder
 
-    if not os.path.isdir(root):
-        raise ConfigError(f"ImageNet-V2 folder {root!r} does not exist")
-    classes = [e.name for e in os.scandir(root) if e.is_dir()]
-    if not classes or not all(c.isdigit() for c in classes):
-        raise ConfigError(f"{root!r} is not an ImageNet-V2 folder: its sub-folders must be class indices 0..999")
-    files, labels = [], []
-    for folder in sorted(classes, key=int):
-        for entry in sorted(os.listdir(os.path.join(root, folder))):
-            if entry.lower().endswith(IMAGE_EXTENSIONS):
-                files.append(os.path.join(root, folder, entry))
-                labels.append(int(folder))
-    num_classes = max(1000, max(labels) + 1)
-    return FolderSource(files, labels, [str(i) for i in range(num_classes)], name)
+    if not os.path.isdir(root):  # scan_folder's own message would point at --data.root
+        raise ConfigError(f"ImageNet-V2 folder {root!r} does not exist; check --data.v2_root")
+    classes = [str(i) for i in range(1000)]
+    try:
+        files, labels, _ = scan_folder(root, classes)
+    except ConfigError as e:
+        raise ConfigError(f"{root!r} is not an ImageNet-V2 folder, whose sub-folders are class indices 0..999: "
+                          f"{e}") from None
+    return FolderSource(files, labels, classes, name)
 
 
 def load_real_labels(path: str) -> list[list[int]]:

@@ -130,10 +130,3 @@ def make_pipeline(pp: str) -> Pipeline:
 def _register_builtin_ops() -> None:
     from frx.data import device_ops, host_ops, randaug  # noqa: F401  (registration side effect)
 
-
-def decode_image(data, max_pixels: int | None = None) -> np.ndarray:
-    """Encoded bytes or an array -> uint8 RGB HxWx3 (greyscale, palette, CMYK, alpha and 16-bit are
-    converted); raises `frx.data.decode.BadImage` for data that cannot be used."""
-    from frx.data import decode
-
-    return decode.decode_image(data, decode.DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)

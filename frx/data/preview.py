@@ -7,6 +7,7 @@ training). Float outputs (after value_range) are mapped back to 0..255 for displ
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import numpy as np
@@ -29,16 +30,21 @@ def guess_source(root: str | None) -> str:
 
 
 def _display(images: np.ndarray, pp) -> np.ndarray:
-    """Device outputs -> uint8 for display, undoing a final value_range(vmin, vmax)."""
+    """Device outputs -> uint8 for display, undoing the last value_range: [in_min, in_max] was mapped
+    to [vmin, vmax], so map back with the op's own arguments, defaults included."""
     if images.dtype == np.uint8:
         return images
-    vmin, vmax = -1.0, 1.0
+    from frx.data.device_ops import value_range
+
+    signature = inspect.signature(value_range)
+    bound = signature.bind()  # float outputs without a value_range: assume the op's default range
     for call in pp.device:
         if call.name == "value_range":
-            args = list(call.args) + [None] * 2
-            vmin = call.kwargs.get("vmin", args[0] if args[0] is not None else -1.0)
-            vmax = call.kwargs.get("vmax", args[1] if args[1] is not None else 1.0)
-    return np.clip((images - vmin) / (vmax - vmin) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            bound = signature.bind(*call.args, **call.kwargs)
+    bound.apply_defaults()
+    vmin, vmax, in_min, in_max = (float(bound.arguments[k]) for k in ("vmin", "vmax", "in_min", "in_max"))
+    pixels = in_min + (images - vmin) / (vmax - vmin) * (in_max - in_min)
+    return np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
 
 
 def _letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -58,7 +64,8 @@ def make_preview(source, pp_string: str, *, count: int = 6, variants: int = 5, s
     """(grid image uint8, labels of the rows)."""
     import jax
 
-    from frx.data.ops import decode_image, make_pipeline
+    from frx.data.decode import decode_image
+    from frx.data.ops import make_pipeline
 
     pp = make_pipeline(pp_string)
     host, device = pp.host_fn(), jax.jit(pp.device_fn())

@@ -64,7 +64,7 @@ def level_to_arg(name: str, level: float) -> tuple:
 # ------------------------------------------------------------------------------------------------
 # Ops that are a per-channel lookup table of the pixel value: (image, arg, bug_compat) -> (3, 256).
 
-_VALUES = jnp.arange(256, dtype=jnp.int32)
+_VALUES = np.arange(256, dtype=np.int32)  # NumPy: a jnp constant here would start the JAX backend on import
 
 
 def _per_channel(table):

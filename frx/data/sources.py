@@ -15,14 +15,10 @@ import os
 import numpy as np
 
 from frx.config import ConfigError, DataConfig
-from frx.data.splits import holdout_by_hash, holdout_per_class, holdout_tail
+from frx.data.splits import holdout_per_class, split_train_minival
 from frx.data.synthetic import SyntheticSource
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-
-
-# Kept here for callers of the foundation API; the split logic lives in frx.data.splits.
-holdout_split = holdout_per_class
 
 
 class ArraySource:
@@ -50,7 +46,7 @@ def digits_sources(val_fraction: float = 0.2) -> dict[str, ArraySource]:
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
     images = np.repeat(images[..., None], 3, axis=-1)
     labels = digits.target.astype(np.int64)
-    train, val = holdout_split([f"digit-{i}" for i in range(len(labels))], labels.tolist(), val_fraction)
+    train, val = holdout_per_class([f"digit-{i}" for i in range(len(labels))], labels.tolist(), val_fraction)
     return {
         "train": ArraySource(images[train], labels[train], 10, "digits/train"),
         "val": ArraySource(images[val], labels[val], 10, "digits/val"),
@@ -74,6 +70,10 @@ class FolderSource:
     def __getitem__(self, index: int) -> dict:
         with open(self.files[index], "rb") as f:
             return {"image": f.read(), "label": self.labels[index]}
+
+    def select(self, indices, name: str) -> FolderSource:
+        """A split that is a folder source itself, so that its `files` and `labels` are its own."""
+        return FolderSource([self.files[i] for i in indices], [self.labels[i] for i in indices], self.classes, name)
 
     def __repr__(self) -> str:
         return f"FolderSource({self.name}, n={len(self)}, classes={len(self.classes)})"
@@ -109,30 +109,19 @@ def _split_mode(cfg: DataConfig, default: str) -> str:
 def folder_sources(cfg: DataConfig) -> dict:
     files, labels, classes = scan_folder(cfg.root)
     keys = [os.path.relpath(f, cfg.root) for f in files]
-    mode = _split_mode(cfg, "per_class")
-    if cfg.minival_fraction <= 0:
-        train, held = list(range(len(files))), []
-    elif mode == "per_class":
-        train, held = holdout_per_class(keys, labels, cfg.minival_fraction)
-    elif mode == "hash":
-        train, held = holdout_by_hash(keys, cfg.minival_fraction)
-    else:
-        train, held = holdout_tail(len(files), cfg.minival_fraction)
-    pick = lambda idx: ([files[i] for i in idx], [labels[i] for i in idx])  # noqa: E731
-    sources = {"train": FolderSource(*pick(train), classes, f"{cfg.root}:train")}
-    if held:
-        sources["minival"] = FolderSource(*pick(held), classes, f"{cfg.root}:minival")
+    sources = split_train_minival(FolderSource(files, labels, classes, cfg.root), _split_mode(cfg, "per_class"),
+                                  cfg.minival_fraction, keys=keys, labels=labels, subset=FolderSource.select)
     if cfg.val_root:
         sources["val"] = FolderSource(*scan_folder(cfg.val_root, classes), f"{cfg.val_root}:val")
     return _add_imagenet_evals(cfg, sources, len(classes))
 
 
 def tfds_sources(cfg: DataConfig) -> dict:
-    from frx.data import splits, tfds
+    from frx.data import tfds
 
     directory = tfds.find_dataset_dir(cfg.root, cfg.tfds_name)
     train = tfds.TfdsSource(directory, "train")
-    sources = splits.split_train_minival(train, _split_mode(cfg, "tail"), cfg.minival_fraction)
+    sources = split_train_minival(train, _split_mode(cfg, "tail"), cfg.minival_fraction)
     try:
         sources["val"] = tfds.TfdsSource(directory, "validation", num_classes=train.num_classes)
     except ConfigError:
@@ -141,12 +130,11 @@ def tfds_sources(cfg: DataConfig) -> dict:
 
 
 def tar_sources(cfg: DataConfig) -> dict:
-    from frx.data import splits
     from frx.data.tar_shards import TarShardSource
 
     train = TarShardSource(cfg.root, name="train")
-    sources = splits.split_train_minival(train, _split_mode(cfg, "hash"), cfg.minival_fraction,
-                                         keys=train.keys, labels=train.labels.tolist())
+    sources = split_train_minival(train, _split_mode(cfg, "hash"), cfg.minival_fraction,
+                                  keys=train.keys, labels=train.labels.tolist())
     if cfg.val_root:
         sources["val"] = TarShardSource(cfg.val_root, num_classes=train.num_classes, name="val")
     return _add_imagenet_evals(cfg, sources, train.num_classes)

@@ -142,11 +142,9 @@ def summarize(counts: np.ndarray, *, draws: int, settings: dict, top: int = 24) 
 
 def write_report(out_dir: str, counts: np.ndarray, columns: np.ndarray | None, summary: dict) -> list[str]:
     """spectrum.png (sorted-pixel spectrum image and value histogram vs TF) and spectrum.json."""
-    import matplotlib
+    from frx import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot()
     os.makedirs(out_dir, exist_ok=True)
     fractions = counts / counts.sum()
     reference = tf_reference_fractions()

@@ -16,7 +16,7 @@ Step counts come from the size of the training split (`len(train)`), as in big_v
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -92,8 +92,9 @@ class Subset:
 
 
 def split_train_minival(source, mode: str, fraction: float, *, keys: Sequence[str] | None = None,
-                        labels: Sequence[int] | None = None) -> dict:
-    """{"train": Subset, "minival": Subset} (no minival when fraction is 0)."""
+                        labels: Sequence[int] | None = None, subset: Callable = Subset) -> dict:
+    """{"train": subset(source, indices, name), "minival": ...}; no minival when fraction is 0 or the
+    holdout is empty (a tiny source), so that no evaluator scores an empty split."""
     if fraction <= 0:
         return {"train": source}
     n = len(source)
@@ -109,4 +110,7 @@ def split_train_minival(source, mode: str, fraction: float, *, keys: Sequence[st
     else:
         raise ConfigError(f"unknown data.minival_split {mode!r}; use one of {', '.join(MODES)}")
     base = getattr(source, "name", "data")
-    return {"train": Subset(source, train, f"{base}:train"), "minival": Subset(source, held, f"{base}:minival")}
+    splits = {"train": subset(source, train, f"{base}:train")}
+    if held:
+        splits["minival"] = subset(source, held, f"{base}:minival")
+    return splits

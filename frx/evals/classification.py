@@ -6,6 +6,8 @@ Images that cannot be decoded are excluded like padding and reported as `eval/NA
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,20 +34,33 @@ def make_eval_step(graphdef, device_pp, num_classes: int):
             "correct": jnp.sum(correct * mask),
             "loss": jnp.sum(losses.softmax_xent(logits, labels) * mask),
             "count": jnp.sum(mask),
-            "skipped": jnp.sum(batch["skipped"].astype(jnp.float32)) if "skipped" in batch else jnp.zeros(()),
+            "skipped": jnp.sum(batch["skipped"].astype(jnp.float32)),
         }
 
     return eval_step
 
 
+@functools.lru_cache(maxsize=16)
+def _jitted_eval_step(graphdef, device_pp: str, num_classes: int, mesh):
+    """One jitted step per (model, device ops, classes, mesh): the splits of a run (val, minival, v2)
+    share it, so a program is compiled once per batch signature, not once per split. The label kind
+    (class index or multi-hot row) is part of that signature, so jit retraces for it by itself."""
+    from frx.data.ops import make_pipeline
+
+    return jax.jit(sharding.under_mesh(make_eval_step(graphdef, make_pipeline(device_pp).device_fn(), num_classes),
+                                       mesh))
+
+
 class ClassificationEvaluator:
-    """Evaluates params on one split; `run(params)` returns {"eval/NAME/acc": ..., "eval/NAME/loss": ...}."""
+    """Evaluates params on one split; `run(params)` returns {"eval/NAME/acc": ..., "eval/NAME/loss": ...},
+    without them when no example was scored."""
 
     def __init__(self, name: str, source, pp: Pipeline, *, graphdef, num_classes: int, batch_size: int,
                  image_size: int, mesh, threads: int = 2):
         self.name, self.source, self.pp, self.mesh = name, source, pp, mesh
         self.batch_size, self.image_size, self.threads = batch_size, image_size, threads
-        self.step = jax.jit(sharding.under_mesh(make_eval_step(graphdef, pp.device_fn(), num_classes), mesh))
+        device_pp = "|".join(str(call) for call in pp.device)  # OpCall holds a dict: not hashable itself
+        self.step = _jitted_eval_step(graphdef, device_pp, num_classes, mesh)
 
     def run(self, params) -> dict[str, float]:
         totals = {"correct": 0.0, "loss": 0.0, "count": 0.0, "skipped": 0.0}
@@ -58,8 +73,10 @@ class ClassificationEvaluator:
         for sums in jax.device_get(pending):
             for k in totals:
                 totals[k] += float(np.asarray(sums[k]))
-        n = max(totals["count"], 1.0)
-        results = {f"eval/{self.name}/acc": totals["correct"] / n, f"eval/{self.name}/loss": totals["loss"] / n}
+        results = {}
+        if totals["count"]:  # an empty split (or one with every image bad or unlabelled) has no score, not 0.0
+            results[f"eval/{self.name}/acc"] = totals["correct"] / totals["count"]
+            results[f"eval/{self.name}/loss"] = totals["loss"] / totals["count"]
         if totals["skipped"]:
             results[f"eval/{self.name}/skipped"] = totals["skipped"]
         return results
