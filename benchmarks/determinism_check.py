@@ -42,25 +42,19 @@ def run(workdir: str, args: list[str], env: dict, stop_after: int | None = None)
     return time.time() - t0
 
 
-def comparable_metrics(workdir: str) -> list[dict]:
-    from frx import tracking
-
-    return [{k: v for k, v in r.items() if k != "time" and not k.startswith("perf/")}
-            for r in tracking.read_metrics(workdir)]
-
-
 def compare(a: str, b: str) -> dict:
     import numpy as np
 
     from frx.ckpt import read_arrays
+    from frx.tracking import comparable_metrics
 
     steps = lambda w: {int(n) for n in os.listdir(os.path.join(w, "checkpoints")) if n.isdigit()}  # noqa: E731
     common = sorted(steps(a) & steps(b))
     differing = []
     for step in common:
         x, y = read_arrays(os.path.join(a, "checkpoints", str(step))), read_arrays(os.path.join(b, "checkpoints", str(step)))
-        for key in sorted(x):
-            u, v = np.ascontiguousarray(x[key]), np.ascontiguousarray(y.get(key, np.empty(0)))
+        for key in sorted(x.keys() | y.keys()):  # an array only one run has differs too
+            u, v = np.ascontiguousarray(x.get(key, np.empty(0))), np.ascontiguousarray(y.get(key, np.empty(0)))
             if u.shape != v.shape or u.tobytes() != v.tobytes():
                 diff = float(np.max(np.abs(u.astype(np.float64) - v.astype(np.float64)))) if u.shape == v.shape else None
                 differing.append({"step": step, "array": key, "max_abs_diff": diff})

@@ -19,6 +19,8 @@ import json
 import statistics
 import time
 
+from cpu_load import timed
+
 
 def _photo_crops(batch: int, size: int):
     """Crops of the photo matplotlib ships (or of frx's synthetic images where matplotlib is absent)."""
@@ -72,21 +74,6 @@ def check_exactness(images, magnitude: float = 10, count: int = 32) -> int:
     return mismatches
 
 
-def _others_busy(since=None, start=None):
-    """CPU seconds of all cores from /proc/stat minus this process's; with `since`, the share of the
-    machine that other processes used since then (0 = an idle machine apart from us)."""
-    import os
-    import resource
-
-    with open("/proc/stat") as f:
-        ticks = [int(v) for v in f.readline().split()[1:]]
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    now = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK") - usage.ru_utime - usage.ru_stime
-    if since is None:
-        return now
-    return max(0.0, now - since) / ((time.perf_counter() - start) * os.cpu_count())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=32)
@@ -137,7 +124,7 @@ def main() -> None:
     @jax.jit
     def augment_only(images, labels, key):
         k1, k2 = jax.random.split(key)
-        x, y, _ = mixup(k2, device_pp(images, k1), labels, p=0.2, num_shards=mesh.shape[sharding.DATA_AXIS])
+        x, y, _ = mixup(k2, device_pp(images, k1), labels, p=0.2, num_shards=sharding.num_batch_shards(mesh))
         return x, y
 
     jax.block_until_ready(augment_only(batch["image"], onehot, jax.random.PRNGKey(0)))
@@ -146,11 +133,14 @@ def main() -> None:
     for i in range(args.steps):  # interleaved, so that both variants see the same machine
         for name in ("plain", "augmented"):
             run = runs[name]
-            start, busy = time.perf_counter(), _others_busy()
-            run["state"], metrics = run["step"](run["state"], batch)
-            jax.block_until_ready(metrics)
-            times[name].append(time.perf_counter() - start)
-            loads.append(_others_busy(busy, start))
+
+            def one_step(run=run):
+                run["state"], metrics = run["step"](run["state"], batch)
+                jax.block_until_ready(metrics)
+
+            wall, others = timed(one_step)
+            times[name].append(wall)
+            loads.append(others)
         start = time.perf_counter()
         jax.block_until_ready(augment_only(batch["image"], onehot, jax.random.PRNGKey(i + 1)))
         times["alone"].append(time.perf_counter() - start)

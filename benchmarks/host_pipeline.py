@@ -25,6 +25,8 @@ import statistics
 import sys
 import time
 
+from cpu_load import busy_seconds, own_cpu_seconds
+
 
 def make_images(folder: str, count: int = 200, seed: int = 0) -> None:
     import numpy as np
@@ -77,33 +79,20 @@ def _pipelines(impl: str):
             "torchvision decode + RandomResizedCrop(224) + RandomHorizontalFlip": torchvision_rrc}
 
 
-def _core_busy_seconds(core: int) -> float:
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith(f"cpu{core} "):
-                ticks = [int(v) for v in line.split()[1:]]
-                return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-    raise RuntimeError(f"no cpu{core} in /proc/stat")
-
-
 def measure(images: list[bytes], fn, passes: int, core: int, max_others: float = 0.1) -> dict:
     """Median img/s over passes in which other processes used < max_others of the pinned core
     (measured from /proc/stat minus this process's own CPU time); all passes if none were clean."""
-    import resource
-
     import numpy as np
 
     os.sched_setaffinity(0, {core})
     clean, every = [], []
     for p in range(passes + 1):
         rngs = [np.random.default_rng([p, i]) for i in range(len(images))]
-        usage, busy, start = resource.getrusage(resource.RUSAGE_SELF), _core_busy_seconds(core), time.perf_counter()
+        own, busy, start = own_cpu_seconds(), busy_seconds(core), time.perf_counter()
         for data, rng in zip(images, rngs):
             out = fn(data, rng)
         elapsed = time.perf_counter() - start
-        used = resource.getrusage(resource.RUSAGE_SELF)
-        ours = used.ru_utime + used.ru_stime - usage.ru_utime - usage.ru_stime
-        others = max(0.0, _core_busy_seconds(core) - busy - ours) / elapsed
+        others = max(0.0, busy_seconds(core) - busy - (own_cpu_seconds() - own)) / elapsed
         assert out.dtype == np.uint8
         if p:  # the first pass warms caches and imports
             every.append(len(images) / elapsed)

@@ -16,17 +16,12 @@ import json
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from cpu_load import timed  # noqa: E402  (benchmarks/, the script's own folder)
+
 SWEEP = os.path.join(os.path.dirname(__file__), "..", "configs", "sweeps", "mup_lr_transfer.toml")
-
-
-def _busy_jiffies() -> int:
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    return sum(fields) - fields[3] - fields[4]
 
 
 def make_step(width: int, dtype: str):
@@ -71,15 +66,9 @@ def main() -> None:
             for _ in range(args.warmup):
                 fn()
         samples = {dtype: [] for dtype in steps}
-        hz, cores = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
         for _ in range(args.rounds):
             for dtype, (fn, batch) in steps.items():
-                t0, busy0, own0 = time.perf_counter(), _busy_jiffies(), os.times()
-                fn()
-                wall = time.perf_counter() - t0
-                own = (os.times().user - own0.user) + (os.times().system - own0.system)
-                other = max(0.0, (_busy_jiffies() - busy0) / hz - own) / (wall * cores)
-                samples[dtype].append((wall, other))
+                samples[dtype].append(timed(fn))
         rates = {}
         for dtype, values in samples.items():
             clean = [w for w, o in values if o < 0.1] or [w for w, _ in values]

@@ -26,25 +26,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-
-def _busy_jiffies() -> int:
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    return sum(fields) - fields[3] - fields[4]
-
-
-def _timed(fn):
-    """Wall time of fn() and the CPU share other processes used meanwhile (0..1 of the machine)."""
-    t0, busy0, own0 = time.perf_counter(), _busy_jiffies(), os.times()
-    fn()
-    wall = time.perf_counter() - t0
-    own = (os.times().user - own0.user) + (os.times().system - own0.system)
-    other = max(0.0, (_busy_jiffies() - busy0) / os.sysconf("SC_CLK_TCK") - own) / (wall * (os.cpu_count() or 1))
-    return wall, other
+from cpu_load import timed  # noqa: E402  (benchmarks/, the script's own folder)
 
 
 def _demo_setup(devices: int):
@@ -101,7 +86,7 @@ def bench_step(rounds: int) -> None:
             def one():
                 states[name], metrics = step(states[name], batch)
                 jax.block_until_ready(metrics)
-            samples[name].append(_timed(one))
+            samples[name].append(timed(one))
     for name, values in samples.items():
         clean = [w for w, other in values if other < 0.10] or [w for w, _ in values]
         print(json.dumps({"bench": "step", "variant": name, "median_s": statistics.median(w for w, _ in values),
@@ -130,8 +115,8 @@ def bench_save_child(variant: str) -> None:
         def save(step):
             checkpointer.save(step, state, data_state={"next_index": step}, meta={"model": {}})
             checkpointer.wait()
-    first, other1 = _timed(lambda: save(1))
-    second, other2 = _timed(lambda: save(2))
+    first, other1 = timed(lambda: save(1))
+    second, other2 = timed(lambda: save(2))
     print(json.dumps({"bench": "save", "variant": variant, "first_s": first, "second_s": second,
                       "other_cpu": max(other1, other2)}))
 
@@ -167,7 +152,7 @@ def bench_decode(images: int, passes: int) -> None:
     samples = {name: [] for name in variants}
     for _ in range(passes):
         for name, fn in variants.items():
-            samples[name].append(_timed(lambda: [fn(b) for b in blobs]))
+            samples[name].append(timed(lambda: [fn(b) for b in blobs]))
     for name, values in samples.items():
         wall = statistics.median(w for w, _ in values)
         print(json.dumps({"bench": "decode", "variant": name, "images_per_s": images / wall,

@@ -20,28 +20,12 @@ import json
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from cpu_load import timed  # noqa: E402  (benchmarks/, the script's own folder)
+
 TIMM_NAMES = {"S/16": "vit_small_patch16_224", "B/16": "vit_base_patch16_224", "Ti/16": "vit_tiny_patch16_224"}
-
-
-def _busy_jiffies() -> int:
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    return sum(fields) - fields[3] - fields[4]  # all but idle and iowait
-
-
-def _timed(fn, sync):
-    """Wall time of fn() and the CPU share other processes used meanwhile (0..1 per core)."""
-    t0, busy0, own0 = time.perf_counter(), _busy_jiffies(), os.times()
-    sync(fn())
-    wall = time.perf_counter() - t0
-    own = (os.times().user - own0.user) + (os.times().system - own0.system)
-    hz = os.sysconf("SC_CLK_TCK")
-    other = max(0.0, (_busy_jiffies() - busy0) / hz - own) / (wall * (os.cpu_count() or 1))
-    return wall, other
 
 
 def make_jax_step(variant: str, batch: int, dtype: str, attention: str):
@@ -126,14 +110,14 @@ def main():
             run, sync, info = make_jax_step(args.variant, args.batch, args.dtype, args.attention)
         else:
             run, sync, info = make_torch_step(args.variant, args.batch, args.dtype)
-        first, _ = _timed(run, sync)
+        first, _ = timed(lambda: sync(run()))
         info["first_step_s"] = round(first, 3)  # includes compilation
         for _ in range(args.warmup - 1):
-            _timed(run, sync)
+            timed(lambda: sync(run()))
         contenders[name] = (run, sync, info, [])
     for _ in range(args.rounds):  # interleave: one timed step of each contender per round
         for run, sync, _, samples in contenders.values():
-            samples.append(_timed(run, sync))
+            samples.append(timed(lambda: sync(run())))
 
     results = {}
     for name, (_, _, info, samples) in contenders.items():

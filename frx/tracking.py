@@ -60,6 +60,12 @@ def read_metrics(workdir: str) -> list[dict]:
         return _parse_records(f.read())
 
 
+def comparable_metrics(workdir: str) -> list[dict]:
+    """The run's metrics without wall-clock fields: what two runs of one config on one topology share
+    bit for bit (docs/reliability.md)."""
+    return [{k: v for k, v in r.items() if k != "time" and not k.startswith("perf/")} for r in read_metrics(workdir)]
+
+
 def _parse_records(text: str) -> list[dict]:
     """JSON lines; a last line cut short (the process was killed mid-write) is dropped."""
     lines = [line for line in text.split("\n") if line.strip()]

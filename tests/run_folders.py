@@ -2,6 +2,7 @@
 (read them with frx.ckpt.read_arrays)."""
 
 import os
+import socket
 
 import numpy as np
 
@@ -17,3 +18,10 @@ def assert_same_bits(a: dict, b: dict, where: str) -> None:
         x, y = np.ascontiguousarray(a[key]), np.ascontiguousarray(b[key])
         assert x.dtype == y.dtype and x.shape == y.shape, f"{where} {key}"
         assert x.tobytes() == y.tobytes(), f"{where}: {key} differs"
+
+
+def free_port() -> int:
+    """A TCP port on localhost that nothing listens on now, for a jax.distributed coordinator."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -18,7 +18,6 @@ from frx.errors import CheckpointWriteError
 from tests.conftest import tiny_config
 from frx.ckpt import read_arrays
 from tests.run_folders import assert_same_bits, complete_steps
-from tests.test_train import _comparable
 
 
 def _config(workdir):
@@ -26,7 +25,7 @@ def _config(workdir):
 
 
 def _assert_same_run(workdir, reference):
-    assert _comparable(tracking.read_metrics(str(workdir))) == _comparable(tracking.read_metrics(str(reference)))
+    assert tracking.comparable_metrics(str(workdir)) == tracking.comparable_metrics(str(reference))
     assert complete_steps(workdir) == complete_steps(reference) == [3, 6, 9]
     for step in (3, 6, 9):
         assert_same_bits(read_arrays(workdir / "checkpoints" / str(step)),

@@ -3,7 +3,6 @@ processes on localhost (gloo CPU collectives) that train, checkpoint and resume 
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ from frx.cli import parse_train_args
 from frx.config import ConfigError, DistConfig, validate
 from frx.train import train
 from tests.conftest import tiny_config
+from tests.run_folders import free_port
 
 SLURM = {"SLURM_JOB_ID": "77", "SLURM_STEP_NODELIST": "gpu[01-02]", "SLURM_NTASKS": "2", "SLURM_STEP_NUM_TASKS": "2",
          "SLURM_PROCID": "1", "SLURM_LOCALID": "0"}
@@ -114,15 +114,9 @@ TINY = (
 ).split()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch_two_processes(workdir, total_steps: int, mesh: list[str]) -> list[str]:
     """`frx train demo` twice on localhost, 2 CPU devices each; returns their outputs."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2", "JAX_PLATFORMS": "cpu", "FRX_LAUNCHED": "1"}
     procs = [
         subprocess.Popen(

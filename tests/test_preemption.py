@@ -12,6 +12,7 @@ from frx import ckpt, preemption, sharding, tracking
 from frx.config import CheckpointConfig
 from frx.train import train
 from tests.conftest import tiny_config
+from tests.run_folders import free_port
 
 
 def test_first_signal_asks_for_a_stop_and_leaves_the_default_action_for_the_second():
@@ -127,11 +128,7 @@ jax.distributed.shutdown()
 def test_processes_agree_to_stop_and_save_at_the_same_step():
     """Two JAX processes on CPU: a stop signal on any process stops all, process 0's clock decides
     saves, and nothing is decided between sync points (all must call Orbax's save together)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{s.getsockname()[1]}"
+    address = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1"}
     procs = [subprocess.Popen([sys.executable, "-c", _AGREE, address, str(i)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True) for i in range(2)]

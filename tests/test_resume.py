@@ -19,7 +19,7 @@ import pytest
 from frx import tracking
 from frx.ckpt import read_arrays
 from tests.run_folders import assert_same_bits, complete_steps
-from tests.test_train import TINY_CLI, _comparable
+from tests.test_train import TINY_CLI
 
 ARGS = ("--total_steps", "60", "--ckpt.every_steps", "10", "--ckpt.keep", "100", "--eval.every_steps", "30")
 TOTAL = 60
@@ -28,8 +28,8 @@ TOTAL = 60
 def assert_matches_reference(workdir, reference, *, finished: bool) -> None:
     """Metrics so far are a prefix of the reference's (all of it when finished); every complete
     checkpoint equals the reference's checkpoint of the same step, bit for bit."""
-    ref_records = _comparable(tracking.read_metrics(str(reference)))
-    records = _comparable(tracking.read_metrics(str(workdir)))
+    ref_records = tracking.comparable_metrics(str(reference))
+    records = tracking.comparable_metrics(str(workdir))
     assert records == (ref_records if finished else ref_records[: len(records)])
     for step in set(complete_steps(workdir)) & set(complete_steps(reference)):  # not temporary ones
         assert_same_bits(read_arrays(workdir / "checkpoints" / str(step)),

@@ -20,11 +20,6 @@ TINY_CLI = (
 ).split()
 
 
-def _comparable(records):
-    """Metrics without wall-clock fields."""
-    return [{k: v for k, v in r.items() if k != "time" and not k.startswith("perf/")} for r in records]
-
-
 def test_tiny_run_writes_config_metrics_checkpoints_and_plots(tmp_path):
     cfg = tiny_config(tmp_path / "run", log=dataclasses.replace(tiny_config().log, plots=True))
     results = train(cfg)
