@@ -518,9 +518,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("data.source=tfds needs --data.root pointing at the TFDS data dir (holding imagenet2012/)")
     if d.source == "tar" and not d.root:
         raise ConfigError("data.source=tar needs --data.root with a shard pattern such as /data/train-{0000..0146}.tar")
-    if d.minival_split == "per_class" and d.source in ("tfds", "tar"):
-        raise ConfigError(f"data.minival_split=per_class needs labels up front, which data.source={d.source} "
-                          "does not have; use hash (or tail for TFDS)")
+    if d.minival_split == "per_class" and d.source == "tfds":  # tar shards: labels come with the index
+        raise ConfigError("data.minival_split=per_class needs labels up front, which data.source=tfds does not "
+                          "read before training; use tail (big_vision's split) or hash")
     if not 0 <= d.minival_fraction < 1:
         raise ConfigError(f"data.minival_fraction must lie in [0, 1), got {d.minival_fraction}")
     if d.mixup_p < 0:

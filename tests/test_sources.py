@@ -212,10 +212,14 @@ def test_minival_split_modes_apply_to_folders_and_tar_shards(tmp_path):
     write_tar_shard(tmp_path / "t.tar", samples)
     tar = make_sources(DataConfig(source="tar", root=str(tmp_path / "t.tar"), minival_fraction=0.2), 16)
     assert len(tar["train"]) + len(tar["minival"]) == 60 and tar["train"].num_classes == 3
+    tar_per_class = make_sources(DataConfig(source="tar", root=str(tmp_path / "t.tar"), minival_fraction=0.2,
+                                            minival_split="per_class"), 16)  # the tar index has the labels
+    held = tar_per_class["minival"]
+    assert sorted(int(held[i]["label"]) for i in range(len(held))) == [0] * 4 + [1] * 4 + [2] * 4
     with pytest.raises(ConfigError, match="per_class needs labels up front"):
         from frx.config import validate
 
-        validate(TrainConfig(total_steps=1, data=DataConfig(source="tar", root="x", minival_split="per_class")))
+        validate(TrainConfig(total_steps=1, data=DataConfig(source="tfds", root="x", minival_split="per_class")))
 
 
 def test_an_empty_holdout_is_left_out_rather_than_scored(tmp_path):
