@@ -77,13 +77,11 @@ def width_config(cfg: TrainConfig, width: int, *, scale_heads: bool = False) -> 
 
 def fixed_batch(cfg: TrainConfig, batch_size: int) -> tuple[jax.Array, jax.Array]:
     """The first training batch of the config's data (host and device ops), as (images, one-hot labels)."""
+    from frx import train
     from frx.data import pipeline
-    from frx.data.ops import make_pipeline
-    from frx.data.sources import make_sources
 
-    source = make_sources(cfg.data, cfg.model.image_size)["train"]
-    pp = make_pipeline(cfg.data.pp_train)
-    batch = pipeline.make_train_dataset(source, pp, batch_size=batch_size, seed=cfg.seed)[0]
+    sources, pp, _ = train.make_data(cfg)  # checked like a training run's: class count, image size
+    batch = pipeline.make_train_dataset(sources["train"], pp, batch_size=batch_size, seed=cfg.seed)[0]
     images = pp.device_fn()(jnp.asarray(batch["image"]), jax.random.PRNGKey(cfg.seed))
     return images, jax.nn.one_hot(jnp.asarray(batch["label"]), cfg.model.num_classes)
 

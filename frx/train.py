@@ -86,11 +86,9 @@ class RunSetup:
         ]
 
 
-def setup(cfg: TrainConfig) -> RunSetup:
-    """Validates `cfg` and builds mesh, data sources, pipelines, durations, model shapes and optimizer."""
-    validate(cfg)
-    mesh = sharding.make_mesh(cfg.mesh)
-    sharding.check_batch(cfg, mesh)
+def make_data(cfg: TrainConfig):
+    """(sources, train pipeline, eval pipeline) of `cfg`, checked against the model: its class count
+    and image size."""
     sources = make_sources(cfg.data, cfg.model.image_size)
     train_source = sources["train"]
     if train_source.num_classes != cfg.model.num_classes:
@@ -103,7 +101,16 @@ def setup(cfg: TrainConfig) -> RunSetup:
     for name in cfg.eval.splits:
         if name in sources:
             _check_image_size(sources[name], eval_pp, cfg.model.image_size, "pp_eval")
-    durations = get_durations(cfg, len(train_source))
+    return sources, train_pp, eval_pp
+
+
+def setup(cfg: TrainConfig) -> RunSetup:
+    """Validates `cfg` and builds mesh, data sources, pipelines, durations, model shapes and optimizer."""
+    validate(cfg)
+    mesh = sharding.make_mesh(cfg.mesh)
+    sharding.check_batch(cfg, mesh)
+    sources, train_pp, eval_pp = make_data(cfg)
+    durations = get_durations(cfg, len(sources["train"]))
     spec = state_lib.make_state_spec(cfg, mesh, total_steps=durations.total_steps,
                                      warmup_steps=durations.warmup_steps)
     preflight.check_run(cfg, durations=durations, abstract_params=spec.abstract_params,  # reliability: checks

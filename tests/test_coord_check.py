@@ -1,12 +1,14 @@
 """The muP coordinate check: the judging rules, and the real check on a small ViT, where muP must
 pass over a x8 width range and SP must fail (mup's CoordCheckCase; ../shared/spec/mup.md section 6)."""
 
+import dataclasses
 import json
 import os
 
 import pytest
 
 from frx import cli, coord_check
+from frx.config import ConfigError
 from tests.conftest import tiny_config
 
 
@@ -76,3 +78,12 @@ def test_coord_check_passes_for_mup_and_fails_for_sp_on_a_small_vit(tmp_path, ca
     # once the trunk has moved (t = 3: the zero head lets only the head move at the first update).
     assert judged["logits"]["slopes"][1] > 0.5 and not judged["logits"]["pass"]
     assert judged["blocks/0/attn/logits"]["slopes"][2] > 0.3
+
+
+def test_the_fixed_batch_is_checked_against_the_model_like_a_training_run():
+    cfg = tiny_config()
+    wrong = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_classes=cfg.model.num_classes - 1))
+    with pytest.raises(ConfigError, match="model.num_classes"):
+        coord_check.fixed_batch(wrong, batch_size=8)
+    images, labels = coord_check.fixed_batch(cfg, batch_size=8)
+    assert images.shape[0] == 8 and labels.shape == (8, cfg.model.num_classes)
