@@ -1,5 +1,5 @@
 """Is training on this machine bitwise deterministic across fresh runs and across a stop + resume?
-(docs/reliability.md, "Topologies"; the CPU case is tested in tests/test_resume.py.)
+(docs/reliability.md, "Topologies"; the CPU case is tested in tests/end_to_end/test_resume.py.)
 
     python benchmarks/determinism_check.py                       # demo preset, 300 steps, default XLA flags
     python benchmarks/determinism_check.py --deterministic-ops   # adds XLA_FLAGS=--xla_gpu_deterministic_ops=true

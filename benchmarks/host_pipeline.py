@@ -58,10 +58,14 @@ def _pipelines(impl: str):
             return np.asarray(im.convert("RGB"))
 
     if impl == "frx":
-        from frx.data.ops import make_pipeline
+        from frx.data.pp import make_pipeline
 
-        inception = make_pipeline("decode|inception_crop(224)|flip_lr").host_fn()
-        rrc = make_pipeline("decode|random_resized_crop(224)|flip_lr").host_fn()
+        def image_fn(pp: str):  # the host ops on a record holding just the encoded image
+            host_fn = make_pipeline(pp).host_fn()
+            return lambda data, rng: host_fn({"image": data}, rng)["image"]
+
+        inception = image_fn("decode|inception_crop(224)|flip_lr")
+        rrc = image_fn("decode|random_resized_crop(224)|flip_lr")
         return {"decode only (PIL)": decode,
                 "decode + inception_crop(224) + flip_lr": inception,
                 "decode + random_resized_crop(224) + flip_lr": rrc}

@@ -28,9 +28,10 @@ def make_step(width: int, dtype: str):
     import jax
     import numpy as np
 
-    from frx import sharding, state as state_lib, sweep
+    from frx import sharding, sweep, tasks
+    from frx import state as state_lib
     from frx.cli import parse_train_args
-    from frx.data.ops import make_pipeline
+    from frx.data import schema
     from frx.step import jit_train_step
 
     plan = sweep.load(SWEEP)
@@ -39,12 +40,10 @@ def make_step(width: int, dtype: str):
     mesh = sharding.make_mesh(cfg.mesh)
     spec = state_lib.make_state_spec(cfg, mesh, total_steps=cfg.total_steps, warmup_steps=cfg.schedule.warmup_steps)
     state = spec.init_state()
-    step = jit_train_step(cfg, spec, mesh, make_pipeline(cfg.data.pp_train).device_fn())
-    rng = np.random.default_rng(0)
-    size = cfg.model.image_size
-    batch = sharding.put_batch({"image": rng.integers(0, 256, (cfg.batch_size, size, size, 3), dtype=np.uint8),
-                                "label": rng.integers(0, cfg.model.num_classes, (cfg.batch_size,), dtype=np.int32)},
-                               mesh)
+    task = tasks.make(cfg)
+    step = jit_train_step(cfg, task, spec, mesh)
+    fields = schema.with_stream_fields(task.record_schema(), schema.TRAIN_STREAM_FIELDS)
+    batch = sharding.put_batch(schema.random_batch(fields, cfg.batch_size, np.random.default_rng(0)), mesh)
     holder = {"state": state}
 
     def run_once():

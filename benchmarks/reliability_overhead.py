@@ -51,19 +51,15 @@ def bench_step(rounds: int) -> None:
 
     cfg, run = _demo_setup(2)
     from frx import faults, sharding
+    from frx.data import schema
     from frx.step import jit_train_step
 
     def build(policy: str):
         c = dataclasses.replace(cfg, faults=dataclasses.replace(cfg.faults, nonfinite=policy))
-        return jit_train_step(c, run.spec, run.mesh, run.train_pp.device_fn())
+        return jit_train_step(c, run.task, run.spec, run.mesh)
 
-    rng = np.random.default_rng(0)
-    b = cfg.batch_size
-    batch = sharding.put_batch({
-        "image": rng.integers(0, 256, (b, 32, 32, 3), dtype=np.uint8),
-        "label": rng.integers(0, 16, (b,), dtype=np.int32),
-        "skipped": np.zeros((b,), np.int8), "converted": np.zeros((b,), np.int8),
-    }, run.mesh)
+    fields = schema.with_stream_fields(run.task.record_schema(), schema.TRAIN_STREAM_FIELDS)
+    batch = sharding.put_batch(schema.random_batch(fields, cfg.batch_size, np.random.default_rng(0)), run.mesh)
     steps, states = {}, {}
 
     def compile_variant(name, policy):

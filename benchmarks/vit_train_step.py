@@ -32,26 +32,27 @@ def make_jax_step(variant: str, batch: int, dtype: str, attention: str):
     import jax
     import numpy as np
 
-    from frx import sharding, state as state_lib
-    from frx.config import MeshConfig, ModelConfig, ScheduleConfig
-    from frx.data.ops import make_pipeline
+    from frx import sharding, tasks
+    from frx import state as state_lib
+    from frx.config import MeshConfig, ScheduleConfig, ViTConfig
+    from frx.data import schema
     from frx.presets import vit_i1k
     from frx.step import jit_train_step
 
     base = vit_i1k.vit_s16_i1k()
     cfg = dataclasses.replace(
         base, batch_size=batch, total_steps=1000,
-        model=ModelConfig(variant=variant, rep_size=0, dtype=dtype, attention=attention),
-        data=dataclasses.replace(base.data, mixup_p=0.0),
+        model=ViTConfig(variant=variant, rep_size=0, dtype=dtype, attention=attention),
+        data=dataclasses.replace(base.data, mixup_p=0.0, pp_train="decode|value_range(-1, 1)"),
         schedule=ScheduleConfig(decay="constant"),
     )
     mesh = sharding.make_mesh(MeshConfig())
     spec = state_lib.make_state_spec(cfg, mesh, total_steps=1000, warmup_steps=0)
     state = spec.init_state()
-    step = jit_train_step(cfg, spec, mesh, make_pipeline("value_range(-1, 1)").device_fn())
-    rng = np.random.default_rng(0)
-    data = sharding.put_batch({"image": rng.integers(0, 256, (batch, 224, 224, 3), dtype=np.uint8),
-                               "label": rng.integers(0, 1000, (batch,), dtype=np.int32)}, mesh)
+    task = tasks.make(cfg)
+    step = jit_train_step(cfg, task, spec, mesh)
+    fields = schema.with_stream_fields(task.record_schema(), schema.TRAIN_STREAM_FIELDS)
+    data = sharding.put_batch(schema.random_batch(fields, batch, np.random.default_rng(0)), mesh)
     holder = {"state": state}
 
     def run():

@@ -93,28 +93,24 @@ def _size(n: float) -> str:
 
 def compile_train_step(cfg: TrainConfig, mesh):
     """(compiled step, abstract state, abstract batch) for `cfg` on `mesh`, from shapes only."""
-    import jax
-    import jax.numpy as jnp
-
-    from frx import sharding
+    from frx import mup, sharding, tasks
     from frx import state as state_lib
     from frx.config import validate
-    from frx.data.ops import make_pipeline
+    from frx.data import schema
     from frx.step import jit_train_step
 
     validate(cfg)
+    mup.check(cfg.model, cfg.mup)
     sharding.check_batch(cfg, mesh)
+    task = tasks.make(cfg)
     # The schedule's length only changes constants inside the step, not its shapes or memory, and
     # a length in epochs would need the dataset; steps are used as given, else a placeholder length.
     warmup = cfg.schedule.warmup_steps or 0
     spec = state_lib.make_state_spec(cfg, mesh, total_steps=max(cfg.total_steps or 0, warmup + 1), warmup_steps=warmup)
-    jitted = jit_train_step(cfg, spec, mesh, make_pipeline(cfg.data.pp_train).device_fn())
-    size, batch_sharding = cfg.model.image_size, sharding.batch_sharding(mesh)
-    # The fields of a training batch (frx.data.pipeline): the per-record fault codes are counted in the step.
-    fields = {"image": ((size, size, 3), jnp.uint8), "label": ((), jnp.int32),
-              "skipped": ((), jnp.int8), "converted": ((), jnp.int8)}
-    abstract_batch = {name: jax.ShapeDtypeStruct((cfg.batch_size, *shape), dtype, sharding=batch_sharding)
-                      for name, (shape, dtype) in fields.items()}
+    jitted = jit_train_step(cfg, task, spec, mesh)
+    # Exactly what the training stream yields: the task's records plus the per-record fault codes.
+    fields = schema.with_stream_fields(task.record_schema(), schema.TRAIN_STREAM_FIELDS)
+    abstract_batch = schema.abstract_batch(fields, cfg.batch_size, sharding.batch_sharding(mesh))
     return jitted.lower(spec.abstract_state, abstract_batch).compile(), spec.abstract_state, abstract_batch
 
 
@@ -122,15 +118,14 @@ def memory_report(cfg: TrainConfig, mesh) -> MemoryReport:
     """Per-device memory of one train step of `cfg` on `mesh`."""
     import jax
 
-    from frx import sharding
+    from frx import models, sharding
 
     compiled, state, batch = compile_train_step(cfg, mesh)
     stats = compiled.memory_analysis()
-    dims = cfg.model.dims()
     num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
     summary = (
-        f"frx aot {cfg.name}: ViT {cfg.model.variant} width {dims.width} depth {dims.depth} ({num_params / 1e6:.1f}M params, "
-        f"{cfg.model.dtype}), batch {cfg.batch_size} (grad_accum {cfg.grad_accum}), {sharding.describe(cfg.mesh, mesh)}"
+        f"frx aot {cfg.name}: {models.describe(cfg.model)} ({num_params / 1e6:.1f}M params, {cfg.model.dtype}), "
+        f"batch {cfg.batch_size} (grad_accum {cfg.grad_accum}), {sharding.describe(cfg.mesh, mesh)}"
     )
     return MemoryReport(
         summary=summary,

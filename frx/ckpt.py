@@ -1,7 +1,7 @@
 """Checkpoints: parameters, optimizer state, step, RNG and fault counters, plus the data-iterator
 position and a fingerprint of the model config, written by Orbax.
 
-Safety (docs/reliability.md, tested in tests/test_checkpoint_safety.py):
+Safety (docs/reliability.md, tested in tests/test_ckpt.py):
 - atomic: Orbax writes a step into `<step>.orbax-checkpoint-tmp` and renames it to `<step>` once
   every file is written, so a crash or a failed write (full disk) never leaves a half-written
   checkpoint under a step name; leftover temporary folders are removed on the next start;

@@ -317,9 +317,9 @@ def main(argv: list[str] | None = None) -> None:
     from frx.config import ConfigError
 
     if argv[0] in ("train", "eval", "coord-check"):
-        from frx import launch
+        from frx import process_env
 
-        launch.maybe_reexec(argv)
+        process_env.maybe_reexec(argv)
     from frx.errors import RunError
 
     try:

@@ -30,7 +30,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from frx import losses, mup, paths, schedules
+from frx import mup, param_paths, schedules, tasks
 from frx import state as state_lib
 from frx.config import ConfigError, ScheduleConfig, TrainConfig, validate
 from frx.models import layers
@@ -71,19 +71,19 @@ def width_config(cfg: TrainConfig, width: int, *, scale_heads: bool = False) -> 
             f"width {width} does not keep the MLP ratio (or, with --scale_heads, the head dimension) of "
             f"width {dims.width}; use widths for which mlp_dim and heads scale to integers"
         )
-    model = dataclasses.replace(cfg.model, width=width, mlp_dim=mlp_dim, num_heads=heads)
-    return dataclasses.replace(cfg, model=model)
+    return dataclasses.replace(cfg, model=cfg.model.with_dims(width=width, mlp_dim=mlp_dim, num_heads=heads))
 
 
-def fixed_batch(cfg: TrainConfig, batch_size: int) -> tuple[jax.Array, jax.Array]:
-    """The first training batch of the config's data (host and device ops), as (images, one-hot labels)."""
+def fixed_batch(cfg: TrainConfig, task: tasks.Task, batch_size: int) -> dict:
+    """The first training batch of the config's data, prepared by the task on the device (host ops,
+    device ops, mixup) exactly as the train step prepares it."""
     from frx import train
     from frx.data import pipeline
 
-    sources, pp, _ = train.make_data(cfg)  # checked like a training run's: class count, image size
-    batch = pipeline.make_train_dataset(sources["train"], pp, batch_size=batch_size, seed=cfg.seed)[0]
-    images = pp.device_fn()(jnp.asarray(batch["image"]), jax.random.PRNGKey(cfg.seed))
-    return images, jax.nn.one_hot(jnp.asarray(batch["label"]), cfg.model.num_classes)
+    sources = train.make_data(cfg, task)  # checked like a training run's: class count, image size
+    batch = pipeline.make_train_dataset(sources["train"], task.train_pp, task.record_schema(),
+                                        batch_size=batch_size, seed=cfg.seed)[0]
+    return task.prepare(jax.tree.map(jnp.asarray, batch), jax.random.PRNGKey(cfg.seed))
 
 
 def _module_path(keys) -> tuple[str, str]:
@@ -140,15 +140,15 @@ def _order(name: str) -> tuple:
     return ({"pre_logits": 3, "logits": 4}.get(name, 2), 0, 0, name)
 
 
-def _make_step(graphdef, tx, scales):
-    def loss_and_stats(params, images, labels):
-        model = nnx.merge(graphdef, params)
-        logits, intermediates = nnx.capture(model, nnx.Intermediate, method_outputs=nnx.Intermediate)(images)
-        loss = jnp.mean(losses.softmax_xent(logits, labels))
+def _make_step(task: tasks.Task, graphdef, tx, scales):
+    def loss_and_stats(params, batch):
+        capture = nnx.capture(lambda model, b: task.loss(model, b, jax.random.PRNGKey(0))[0], nnx.Intermediate,
+                              method_outputs=nnx.Intermediate)
+        loss, intermediates = capture(nnx.merge(graphdef, params), batch)
         return loss, _l1_of_outputs(nnx.to_pure_dict(intermediates), scales)
 
-    def step(params, opt_state, images, labels):
-        (_, stats), grads = jax.value_and_grad(loss_and_stats, has_aux=True)(params, images, labels)
+    def step(params, opt_state, batch):
+        (_, stats), grads = jax.value_and_grad(loss_and_stats, has_aux=True)(params, batch)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, stats
 
@@ -172,7 +172,8 @@ def run(check: CoordCheck, *, log=print) -> dict:
     lr = check.lr if check.lr is not None else 10 * check.cfg.optim.lr
     optim_cfg = dataclasses.replace(check.cfg.optim, lr=lr, grad_clip_norm=check.grad_clip_norm)
     schedule = schedules.make(ScheduleConfig(decay="constant"), check.steps, 0)
-    images, labels = fixed_batch(check.cfg, check.batch_size)
+    task = tasks.make(check.cfg)
+    batch = fixed_batch(check.cfg, task, check.batch_size)
     log(f"coord check: {check.param}, widths {list(widths)}, {check.steps} steps x {check.seeds} seeds, "
         f"{optim_cfg.name} lr {lr:g}, batch {check.batch_size}" + (f", base width {base_width}" if check.param == "mup" else ""))
 
@@ -184,17 +185,17 @@ def run(check: CoordCheck, *, log=print) -> dict:
         cfg = width_config(check.cfg, width, scale_heads=check.scale_heads)
         cfg = validate(dataclasses.replace(cfg, optim=optim_cfg, mup=_mup_config(cfg, check, base_width)))
         model = nnx.eval_shape(lambda: mup.make_model(cfg.model, cfg.mup, 0))
-        scales = {paths.path_str(p): n.scale for p, n in nnx.iter_graph(model) if isinstance(n, layers.Attention)}
+        scales = {param_paths.path_str(p): n.scale for p, n in nnx.iter_graph(model) if isinstance(n, layers.Attention)}
         graphdef, abstract = nnx.split(model)
         abstract = nnx.to_pure_dict(abstract)
         tx = state_lib.make_optimizer(cfg, schedule, abstract)
-        step = _make_step(graphdef, tx, scales)
+        step = _make_step(task, graphdef, tx, scales)
         init = jax.jit(lambda key, c=cfg: state_lib.init_params(c.model, key, c.mup))
         for seed in range(check.seeds):
             params = init(jax.random.key(seed))
             opt_state = tx.init(params)
             for t in range(check.steps):
-                params, opt_state, stats = step(params, opt_state, images, labels)
+                params, opt_state, stats = step(params, opt_state, batch)
                 for name, value in jax.device_get(stats).items():
                     sums.setdefault(name, {}).setdefault(width, np.zeros(check.steps))[t] += float(value)
         log(f"  width {width}: done")

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Mapping
 from importlib.util import find_spec
 
-from frx import launch
+from frx import process_env
 from frx.config import ConfigError, DistConfig
 
 
@@ -50,14 +50,14 @@ def _int(value: str) -> int:
 
 
 def _on_tpu_vm() -> bool:
-    return find_spec("libtpu") is not None and bool(launch.tpu_chip_files())
+    return find_spec("libtpu") is not None and bool(process_env.tpu_chip_files())
 
 
 def visible_gpus(env: Mapping[str, str]) -> int:
     """Number of NVIDIA GPUs this process may use, without initialising JAX."""
     if "CUDA_VISIBLE_DEVICES" in env:
         return len([d for d in env["CUDA_VISIBLE_DEVICES"].split(",") if d.strip() not in ("", "-1")])
-    return len(launch.nvidia_gpu_files())
+    return len(process_env.nvidia_gpu_files())
 
 
 def one_process_per_host(launcher: str | None, env: Mapping[str, str]) -> bool:

@@ -47,8 +47,8 @@ import re
 import jax.numpy as jnp
 from flax import nnx
 
-from frx import models, paths
-from frx.config import ConfigError, ModelConfig, MupConfig, mup_base_dims
+from frx import models, param_paths
+from frx.config import AnyModelConfig, ConfigError, MupConfig
 from frx.models import inits, layers
 
 ROLES = ("input", "vector", "hidden", "output", "finite")
@@ -80,18 +80,43 @@ class ParamRole:
 # Roles
 
 
-def base_model_config(model: ModelConfig, mup: MupConfig) -> ModelConfig:
-    """The model that muP is relative to: `model` with the base width, MLP size and heads."""
-    dims = mup_base_dims(mup, model)
-    return dataclasses.replace(model, width=dims.width, mlp_dim=dims.mlp_dim, num_heads=dims.num_heads)
+def base_model_config(model: AnyModelConfig, mup: MupConfig) -> AnyModelConfig:
+    """The model that muP is relative to: `model` with the base width, MLP size and heads (the
+    model's MLP ratio and heads unless `mup.base_mlp_dim` / `base_num_heads` say otherwise)."""
+    dims = model.dims()
+    width = mup.base_width if mup.base_width is not None else dims.width
+    if mup.base_mlp_dim is not None:
+        mlp_dim = mup.base_mlp_dim
+    else:
+        mlp_dim, rest = divmod(dims.mlp_dim * width, dims.width)
+        if rest:
+            raise ConfigError(
+                f"mlp_dim {dims.mlp_dim} x base_width {width} / width {dims.width} is not an integer; "
+                "set --mup.base_mlp_dim"
+            )
+    heads = mup.base_num_heads if mup.base_num_heads is not None else dims.num_heads
+    if width % heads:
+        raise ConfigError(
+            f"muP base width {width} is not divisible by base heads {heads}; "
+            "change --mup.base_width or set --mup.base_num_heads"
+        )
+    if getattr(model, "posemb", None) == "sincos2d" and width % 4:
+        raise ConfigError(f"sincos2d position embedding needs a muP base width divisible by 4, got {width}")
+    return model.with_dims(width=width, mlp_dim=mlp_dim, num_heads=heads)
 
 
-def _abstract(model_cfg: ModelConfig):
+def check(model: AnyModelConfig, mup: MupConfig) -> None:
+    """Raises ConfigError when `mup` cannot parametrize `model` (its base model does not exist)."""
+    if mup.param != "sp":
+        base_model_config(model, mup)
+
+
+def _abstract(model_cfg: AnyModelConfig):
     return nnx.eval_shape(lambda: models.make(model_cfg, 0))
 
 
 def _params_with_paths(module) -> dict[str, nnx.Variable]:
-    return {paths.path_str(p): v for p, v in nnx.iter_graph(module) if isinstance(v, nnx.Param)}
+    return {param_paths.path_str(p): v for p, v in nnx.iter_graph(module) if isinstance(v, nnx.Param)}
 
 
 def _law_std(path: str, variable, shape) -> float:
@@ -152,14 +177,14 @@ def roles_of(module, base_module) -> dict[str, ParamRole]:
 
 
 @functools.lru_cache(maxsize=64)
-def _relative_to_base(model: ModelConfig, mup: MupConfig) -> tuple[dict[str, ParamRole], dict[str, int]]:
+def _relative_to_base(model: AnyModelConfig, mup: MupConfig) -> tuple[dict[str, ParamRole], dict[str, int]]:
     """(roles, attention head sizes of the base model): both come from one trace of the base model,
     which is the costly part; cached, since every build of the same configs needs the same."""
     base = _abstract(base_model_config(model, mup))
     return roles_of(_abstract(model), base), _attention_head_dims(base)
 
 
-def roles(model: ModelConfig, mup: MupConfig) -> dict[str, ParamRole]:
+def roles(model: AnyModelConfig, mup: MupConfig) -> dict[str, ParamRole]:
     """path -> ParamRole for every parameter of the frx model `model`, relative to its muP base model."""
     return _relative_to_base(model, mup)[0]
 
@@ -221,7 +246,7 @@ def attention_scale(head_dim: int, base_head_dim: int, mup: MupConfig) -> float:
 
 def _attention_head_dims(module) -> dict[str, int]:
     return {
-        paths.path_str(p): node.q.out_shape[-1]
+        param_paths.path_str(p): node.q.out_shape[-1]
         for p, node in nnx.iter_graph(module)
         if isinstance(node, layers.Attention)
     }
@@ -230,7 +255,7 @@ def _attention_head_dims(module) -> dict[str, int]:
 def _set_multipliers(module, table: dict[str, ParamRole], base_head_dims: dict[str, int], mup: MupConfig) -> None:
     """Sets muP's forward multipliers (static attributes) on a freshly built module, in place."""
     for p, node in list(nnx.iter_graph(module)):
-        path = paths.path_str(p)
+        path = param_paths.path_str(p)
         if isinstance(node, layers.Dense):
             kernel = table[f"{path}/kernel"]
             if kernel.role == "output":
@@ -260,7 +285,7 @@ def parametrize(module, base_module, mup: MupConfig) -> dict[str, ParamRole]:
     return _apply(module, mup, lambda: (roles_of(module, base_module), _attention_head_dims(base_module)))
 
 
-def make_model(model: ModelConfig, mup: MupConfig | None = None, seed: int = 0):
+def make_model(model: AnyModelConfig, mup: MupConfig | None = None, seed: int = 0):
     """The frx model of `model` under the parametrization `mup` (default SP), initialised from `seed`."""
     module = models.make(model, seed)
     if mup is not None:
@@ -282,19 +307,19 @@ def _apply(module, mup: MupConfig, relative_to_base) -> dict[str, ParamRole]:
 def lr_multipliers(table: dict[str, ParamRole], optimizer: str, params):
     """(lr factors, wd factors) as trees shaped like `params` (paths as in `table`) for
     `frx.optim.make(..., extra_lr_mults=, extra_wd_mults=)`."""
-    lr = paths.map_with_path(lambda path, _: lr_factor(table[path], optimizer), params)
-    wd = paths.map_with_path(lambda path, _: wd_factor(table[path], optimizer), params)
+    lr = param_paths.map_with_path(lambda path, _: lr_factor(table[path], optimizer), params)
+    wd = param_paths.map_with_path(lambda path, _: wd_factor(table[path], optimizer), params)
     return lr, wd
 
 
-def optimizer_multipliers(model: ModelConfig, mup: MupConfig, optimizer: str, params):
+def optimizer_multipliers(model: AnyModelConfig, mup: MupConfig, optimizer: str, params):
     """`lr_multipliers` for the frx model `model`; (None, None) for SP."""
     if mup.param != "mup":
         return None, None
     return lr_multipliers(roles(model, mup), optimizer, params)
 
 
-def describe(model: ModelConfig, mup: MupConfig, optimizer: str) -> str:
+def describe(model: AnyModelConfig, mup: MupConfig, optimizer: str) -> str:
     """A table of every parameter's role and muP factors (what `frx coord-check` prints first)."""
     base = base_model_config(model, mup).dims()
     rows = [

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from frx import paths
+from frx import param_paths
 from frx.config import OptimConfig
 from frx.schedules import Schedule
 
@@ -52,7 +52,7 @@ def add_decayed_weights_tree(weight_decays) -> optax.GradientTransformation:
 
 def trainable_mask(cfg: OptimConfig, params):
     """Tree of bools: False for parameters matched by `cfg.frozen`."""
-    return paths.map_with_path(lambda path, _: paths.first_match([(p, False) for p in cfg.frozen], path, True), params)
+    return param_paths.map_with_path(lambda path, _: param_paths.first_match([(p, False) for p in cfg.frozen], path, True), params)
 
 
 def make(
@@ -68,8 +68,8 @@ def make(
     `extra_lr_mults` / `extra_wd_mults` are optional trees of floats multiplied into the rules'
     values, the hook through which a parametrization (muP) sets per-parameter factors.
     """
-    lr_mults = paths.tree_from_rules(cfg.lr_mults, params, 1.0)
-    wd_mults = paths.tree_from_rules(cfg.wd_mults, params, 0.0)
+    lr_mults = param_paths.tree_from_rules(cfg.lr_mults, params, 1.0)
+    wd_mults = param_paths.tree_from_rules(cfg.wd_mults, params, 0.0)
     if extra_lr_mults is not None:
         lr_mults = jax.tree.map(lambda a, b: a * b, lr_mults, extra_lr_mults)
     if extra_wd_mults is not None:

@@ -11,7 +11,7 @@ import re
 
 import jax
 
-from frx import optim, paths
+from frx import optim, param_paths
 from frx.config import ConfigError, TrainConfig
 
 
@@ -31,7 +31,7 @@ def _check_lengths(cfg: TrainConfig, durations) -> None:
 
 def _check_parameter_rules(cfg: TrainConfig, abstract_params) -> None:
     """A rule that matches no parameter is a typo that would silently change nothing."""
-    names = paths.all_paths(abstract_params)
+    names = param_paths.all_paths(abstract_params)
     o = cfg.optim
     for field, patterns in (("wd_mults", [p for p, _ in o.wd_mults]), ("lr_mults", [p for p, _ in o.lr_mults]),
                             ("frozen", list(o.frozen))):

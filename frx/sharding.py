@@ -5,7 +5,7 @@ Mesh axes, outermost first: `data` (pure data parallel), `fsdp` (data parallel w
 shard parameters and optimizer state) and `tensor` (splits heads, MLP units and classes; innermost,
 so its collectives stay inside a host). The batch is split over data x fsdp.
 
-Parameters get logical axis names from their paths (`LOGICAL_AXES`); a rule preset (`RULES`) maps
+Parameters get logical axis names from their paths (each model's `LOGICAL_AXES`); a rule preset (`RULES`) maps
 logical names to mesh axes. All axes are AxisType.Auto: jax.make_mesh defaults to Explicit axes
 since jax 0.7, under which a plain jit of a batch-sharded gradient fails
 (../shared/spec/environment_notes.md section 2).
@@ -17,9 +17,10 @@ import math
 
 import jax
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from frx import paths
+from frx import param_paths
 from frx.config import ConfigError, MeshConfig, TrainConfig
 
 DATA_AXIS, FSDP_AXIS, TENSOR_AXIS = "data", "fsdp", "tensor"
@@ -96,6 +97,12 @@ def num_batch_shards(mesh: Mesh) -> int:
     return math.prod(mesh.shape[a] for a in BATCH_AXES if a in mesh.shape)
 
 
+def batch_shards_in_context() -> int:
+    """`num_batch_shards` of the mesh a jitted function is traced under (`under_mesh`); 1 without one."""
+    mesh = jax.sharding.get_abstract_mesh()
+    return 1 if mesh.empty else num_batch_shards(mesh)
+
+
 def check_batch(cfg: TrainConfig, mesh: Mesh) -> None:
     """Each micro-batch must split evenly over the batch shards, and the batch over the processes."""
     shards = num_batch_shards(mesh)
@@ -125,26 +132,10 @@ def resolve_rules(cfg: MeshConfig, mesh: Mesh) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Logical axes of parameters, from their paths. The first full match wins. Names: `embed` (model
-# width), `mlp` (MLP hidden), `heads`, `head_dim`, `classes`, `rep` (pre-logits), `tokens`,
-# `patch` and `channels` (the patch-embedding input). A new model adds rules here for its paths.
-
-LOGICAL_AXES: tuple[tuple[str, tuple[str | None, ...]], ...] = (
-    (r"(.*/)?embedding/kernel", ("patch", "patch", "channels", "embed")),
-    (r"(.*/)?attn/(q|k|v)/kernel", ("embed", "heads", "head_dim")),
-    (r"(.*/)?attn/(q|k|v)/bias", ("heads", "head_dim")),
-    (r"(.*/)?attn/out/kernel", ("heads", "head_dim", "embed")),
-    (r"(.*/)?mlp/fc1/kernel", ("embed", "mlp")),
-    (r"(.*/)?mlp/fc1/bias", ("mlp",)),
-    (r"(.*/)?mlp/fc2/kernel", ("mlp", "embed")),
-    (r"(.*/)?pre_logits/kernel", ("embed", "rep")),
-    (r"(.*/)?pre_logits/bias", ("rep",)),
-    (r"(.*/)?head/kernel", ("embed", "classes")),
-    (r"(.*/)?head/bias", ("classes",)),
-    (r"(.*/)?pos_embedding", (None, "tokens", "embed")),
-    (r"(.*/)?(cls|probe)", (None, None, "embed")),
-    (r"(.*/)?(bias|scale)", ("embed",)),  # LayerNorms and the biases of width-sized outputs
-)
+# Logical axes of parameters. Each model declares (regex, names) rules for its own parameter paths
+# (frx.models: `LOGICAL_AXES` of its module); the first full match wins. Names in use: `embed` (model
+# width), `mlp` (MLP hidden), `heads`, `head_dim`, `classes`, `rep` (pre-logits), `tokens`, `patch`
+# and `channels` (the patch-embedding input); a scalar parameter has the empty tuple.
 
 # Rule presets: (logical name, mesh axis) in priority order. Each mesh axis shards at most one
 # dimension of an array, and only a dimension it divides, so a parameter falls through to the next
@@ -160,18 +151,19 @@ RULES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def logical_axes(params) -> dict:
-    """A tree like `params` with a tuple of logical names per leaf (raises on an unnamed parameter)."""
+def logical_axes(params, axes_rules) -> dict:
+    """A tree like `params` with a tuple of logical names per leaf, from the model's (regex, names)
+    rules (raises on an unnamed parameter)."""
 
     def names(path: str, leaf):
-        found = paths.first_match(LOGICAL_AXES, path, None)
+        found = param_paths.first_match(axes_rules, path, None)
         if found is None:
-            raise ValueError(f"parameter {path} has no logical axis names; add a rule to frx.sharding.LOGICAL_AXES")
+            raise ValueError(f"parameter {path} has no logical axis names; add a rule to its model's LOGICAL_AXES")
         if len(found) != len(leaf.shape):
             raise ValueError(f"parameter {path} has shape {leaf.shape} but its logical axes are {found}")
         return found
 
-    return paths.map_with_path(names, params)
+    return param_paths.map_with_path(names, params)
 
 
 def logical_to_spec(shape, names, rules, axis_sizes: dict[str, int]) -> P:
@@ -193,12 +185,13 @@ def logical_to_spec(shape, names, rules, axis_sizes: dict[str, int]) -> P:
     return P(*spec)
 
 
-def param_shardings(params, mesh: Mesh, rules: str):
-    """NamedShardings for a params tree (arrays or ShapeDtypeStructs) under a rule preset."""
+def param_shardings(params, mesh: Mesh, rules: str, axes_rules):
+    """NamedShardings for a params tree (arrays or ShapeDtypeStructs) under a rule preset, given the
+    model's logical-axis rules (`frx.models.logical_axes_rules`)."""
     sizes = dict(mesh.shape)
     return jax.tree.map(
         lambda p, names: NamedSharding(mesh, logical_to_spec(p.shape, names, RULES[rules], sizes)),
-        params, logical_axes(params), is_leaf=lambda x: isinstance(x, tuple),
+        params, logical_axes(params, axes_rules), is_leaf=lambda x: isinstance(x, tuple),
     )
 
 
@@ -220,14 +213,14 @@ def state_shardings(shapes, params_sharding, mesh: Mesh) -> dict:
                 return found[1]
         return replicated(mesh)
 
-    opt = paths.map_with_path(follow, shapes["opt"])
+    opt = param_paths.map_with_path(follow, shapes["opt"])
     others = {key: jax.tree.map(lambda _: replicated(mesh), value)  # step, rng, fault counters (frx.faults)
               for key, value in shapes.items() if key not in ("params", "opt")}
     return {"params": params_sharding, "opt": opt, **others}
 
 
 def _leaves_with_paths(tree):
-    return [(paths.path_str(kp), leaf) for kp, leaf in jax.tree_util.tree_leaves_with_path(tree)]
+    return [(param_paths.path_str(kp), leaf) for kp, leaf in jax.tree_util.tree_leaves_with_path(tree)]
 
 
 def bytes_per_device(tree) -> int:

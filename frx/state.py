@@ -17,12 +17,12 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from frx import faults, optim, schedules, sharding
+from frx import faults, models, optim, schedules, sharding
 from frx import mup as mup_lib
-from frx.config import ModelConfig, MupConfig, TrainConfig
+from frx.config import AnyModelConfig, MupConfig, TrainConfig
 
 
-def abstract_model(cfg: ModelConfig, seed: int = 0, mup: MupConfig | None = None):
+def abstract_model(cfg: AnyModelConfig, seed: int = 0, mup: MupConfig | None = None):
     """(graphdef, params as ShapeDtypeStructs) without allocating any parameter.
 
     `mup` picks the parametrization (default SP); its forward multipliers live in the graphdef.
@@ -31,7 +31,7 @@ def abstract_model(cfg: ModelConfig, seed: int = 0, mup: MupConfig | None = None
     return graphdef, nnx.to_pure_dict(params)
 
 
-def init_params(cfg: ModelConfig, seed: int, mup: MupConfig | None = None):
+def init_params(cfg: AnyModelConfig, seed: int, mup: MupConfig | None = None):
     return nnx.to_pure_dict(nnx.split(mup_lib.make_model(cfg, mup, seed))[1])
 
 
@@ -46,7 +46,7 @@ def state_around(params, tx, seed: int) -> dict:
     }
 
 
-def make_init_fn(cfg: ModelConfig, tx, seed: int, mup: MupConfig | None = None):
+def make_init_fn(cfg: AnyModelConfig, tx, seed: int, mup: MupConfig | None = None):
     """A function () -> state, to be jitted with out_shardings so each device builds its own part."""
     return lambda: state_around(init_params(cfg, seed, mup), tx, seed)
 
@@ -84,7 +84,8 @@ def make_state_spec(cfg: TrainConfig, mesh, *, total_steps: int, warmup_steps: i
     schedule = schedules.make(cfg.schedule, total_steps, warmup_steps)
     tx = make_optimizer(cfg, schedule, abstract_params)
     init_fn = make_init_fn(cfg.model, tx, cfg.seed, cfg.mup)
-    params_sharding = sharding.param_shardings(abstract_params, mesh, sharding.resolve_rules(cfg.mesh, mesh))
+    params_sharding = sharding.param_shardings(abstract_params, mesh, sharding.resolve_rules(cfg.mesh, mesh),
+                                               models.logical_axes_rules(cfg.model))
     # Shapes from the parameter shapes: tracing init_fn would run the whole model's initialisers again.
     shapes = jax.eval_shape(lambda params: state_around(params, tx, cfg.seed), abstract_params)
     state_sharding = sharding.state_shardings(shapes, params_sharding, mesh)

@@ -1,33 +1,34 @@
-"""The training loop: one readable function in labelled sections around one jitted step.
+"""The training loop: one loop for every objective, around one jitted step.
 
-    config -> mesh -> data -> model shapes -> optimizer -> restore-or-init -> loop(step, log,
-    eval, checkpoint) -> final eval, checkpoint, plots
+    config -> mesh -> task -> data -> model shapes -> optimizer -> restore-or-init -> loop(step,
+    log, eval, checkpoint) -> final eval, checkpoint, plots
 
-The train step is a pure function of (state, batch): all randomness comes from the loop key folded
-with the step number, so a resumed run is the same computation as an uninterrupted one.
-Reliability hooks (docs/reliability.md) are marked "# reliability:"; their machinery lives in
-frx.faults (non-finite steps, bad-record counts), frx.preemption (signals, clock), frx.ckpt
-(atomic saves, retention, fallback restore) and frx.preflight (checks before compiling).
+The objective is a task (frx.tasks): this module asks it for its batch schema, evaluators and
+summary, never for anything classification-specific. The train step is a pure function of (state,
+batch): all randomness comes from the loop key folded with the step number, so a resumed run is the
+same computation as an uninterrupted one. Reliability hooks (docs/reliability.md) are marked
+"# reliability:"; their machinery lives in frx.faults (non-finite steps, bad-record counts),
+frx.preemption (signals, clock), frx.ckpt (atomic saves, retention, fallback restore) and
+frx.preflight (checks before compiling).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 
 import jax
-import numpy as np
 
-from frx import ckpt, faults, mup, preemption, preflight, schedules, sharding, tracking
+from frx import ckpt, faults, models, preemption, preflight, schedules, sharding, tasks, tracking
+from frx import mup as mup_lib
 from frx import state as state_lib
-from frx.config import ConfigError, TrainConfig, from_dict, to_dict, validate
+from frx.config import TrainConfig, from_dict, model_fingerprint, to_dict, validate
 from frx.data import pipeline
-from frx.data.decode import BadImage
-from frx.data.ops import make_pipeline
 from frx.data.sources import make_sources
-from frx.evals.classification import ClassificationEvaluator
 from frx.step import jit_train_step
+from frx.tasks.base import EvalContext
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,68 +55,51 @@ def get_workdir(cfg: TrainConfig) -> str:
     return os.path.abspath(cfg.workdir or os.path.join("runs", cfg.name))
 
 
-def _model_fingerprint(cfg: TrainConfig) -> dict:
-    model = to_dict(cfg.model)
-    if cfg.mup.param != "sp":  # SP runs keep the fingerprint they had before muP existed
-        model["mup"] = to_dict(cfg.mup)
-    return {"model": model}
-
-
 @dataclasses.dataclass
 class RunSetup:
     """Everything a run derives from its config before touching parameters."""
 
     cfg: TrainConfig
     mesh: jax.sharding.Mesh
+    task: tasks.Task
     sources: dict
-    train_pp: object
-    eval_pp: object
     durations: Durations
     spec: state_lib.StateSpec
     """Model graph and shapes, optimizer, init function and the state's shardings on the mesh."""
 
-    def evaluators(self) -> list[ClassificationEvaluator]:
+    def evaluators(self) -> list:
         cfg = self.cfg
-        return [
-            ClassificationEvaluator(
-                name, self.sources[name], self.eval_pp, graphdef=self.spec.graphdef, num_classes=cfg.model.num_classes,
-                batch_size=cfg.eval.batch_size or cfg.batch_size, image_size=cfg.model.image_size, mesh=self.mesh,
-                threads=cfg.data.threads,
-            )
-            for name in cfg.eval.splits if name in self.sources
-        ]
+        return self.task.evaluators(EvalContext(self.sources, self.spec.graphdef, self.mesh,
+                                                batch_size=cfg.eval.batch_size or cfg.batch_size, threads=cfg.data.threads))
 
 
-def make_data(cfg: TrainConfig):
-    """(sources, train pipeline, eval pipeline) of `cfg`, checked against the model: its class count
-    and image size."""
-    sources = make_sources(cfg.data, cfg.model.image_size)
-    train_source = sources["train"]
-    if train_source.num_classes != cfg.model.num_classes:
-        raise ConfigError(
-            f"the training data has {train_source.num_classes} classes but model.num_classes is "
-            f"{cfg.model.num_classes}; set --model.num_classes {train_source.num_classes}"
-        )
-    train_pp, eval_pp = make_pipeline(cfg.data.pp_train), make_pipeline(cfg.data.pp_eval)
-    _check_image_size(train_source, train_pp, cfg.model.image_size, "pp_train")
+def make_data(cfg: TrainConfig, task: tasks.Task) -> dict:
+    """The data sources of `cfg` by split, checked against the task: the data fits the model (class
+    counts), and the op strings produce the task's records (run on the first record of each split)."""
+    image_size = task.record_schema()["image"].shape[0]  # the resolution the embedded set is drawn at
+    sources = make_sources(cfg.data, image_size)
+    task.check_sources(sources)
+    pipeline.check_host_output(sources["train"], task.train_pp, task.record_schema(), "pp_train")
     for name in cfg.eval.splits:
         if name in sources:
-            _check_image_size(sources[name], eval_pp, cfg.model.image_size, "pp_eval")
-    return sources, train_pp, eval_pp
+            pipeline.check_host_output(sources[name], task.eval_pp, task.record_schema(sources[name]), "pp_eval")
+    return sources
 
 
 def setup(cfg: TrainConfig) -> RunSetup:
-    """Validates `cfg` and builds mesh, data sources, pipelines, durations, model shapes and optimizer."""
+    """Validates `cfg` and builds mesh, task, data sources, durations, model shapes and optimizer."""
     validate(cfg)
+    mup_lib.check(cfg.model, cfg.mup)
     mesh = sharding.make_mesh(cfg.mesh)
     sharding.check_batch(cfg, mesh)
-    sources, train_pp, eval_pp = make_data(cfg)
+    task = tasks.make(cfg)
+    sources = make_data(cfg, task)
     durations = get_durations(cfg, len(sources["train"]))
     spec = state_lib.make_state_spec(cfg, mesh, total_steps=durations.total_steps,
                                      warmup_steps=durations.warmup_steps)
     preflight.check_run(cfg, durations=durations, abstract_params=spec.abstract_params,  # reliability: checks
                         workdir=get_workdir(cfg))  # on lengths, parameter paths and the run folder
-    return RunSetup(cfg, mesh, sources, train_pp, eval_pp, durations, spec)
+    return RunSetup(cfg, mesh, task, sources, durations, spec)
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
@@ -125,133 +109,144 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     (a second signal ends the process at once); see frx.preemption.
     """
     with preemption.StopSignals(cfg.ckpt.save_on_signal) as signals:  # reliability: stop on a signal
-        return _train(cfg, signals)
+        run = setup(cfg)
+        return _Run(run, signals).train()
 
 
-def _train(cfg: TrainConfig, signals: preemption.StopSignals) -> dict[str, float]:
-    # ---------------------------------------------------------------- config, devices, data, model shapes
-    run = setup(cfg)
-    mesh, durations, spec, abstract_params = run.mesh, run.durations, run.spec, run.spec.abstract_params
-    total = durations.total_steps
-    workdir = get_workdir(cfg)
-    is_main = jax.process_index() == 0
-    os.makedirs(workdir, exist_ok=True)
+class _Run:
+    """One run's loop, in the order it happens: open (restore or init), steps, wrap up."""
 
-    # ---------------------------------------------------------------- restore or init
-    checkpointer = ckpt.Checkpointer(workdir, cfg.ckpt, total_steps=total)
-    writer = tracking.MetricsWriter(workdir, tensorboard=cfg.log.tensorboard, enabled=is_main)
-    train_source = run.sources["train"]
-    rows_index, rows_count = sharding.process_batch_slice(mesh)  # this process's rows of each batch
-    train_ds = pipeline.make_train_dataset(
-        train_source, run.train_pp, batch_size=cfg.batch_size, seed=cfg.seed,
-        process_index=rows_index, process_count=rows_count,
-    )
-    data_iter = pipeline.make_train_iterator(train_ds, threads=cfg.data.threads, workers=cfg.data.workers)
-
-    start = checkpointer.latest_step()
-    if start is not None:
-        start, state, data_state = checkpointer.restore_latest(  # reliability: newest readable checkpoint
-            spec.abstract_state, meta=_model_fingerprint(cfg),
-            say=lambda m: _say(is_main, m),
+    def __init__(self, run: RunSetup, signals: preemption.StopSignals):
+        cfg = run.cfg
+        self.run, self.cfg, self.signals = run, cfg, signals
+        self.total = run.durations.total_steps
+        self.workdir = get_workdir(cfg)
+        self.is_main = jax.process_index() == 0
+        os.makedirs(self.workdir, exist_ok=True)
+        self.checkpointer = ckpt.Checkpointer(self.workdir, cfg.ckpt, total_steps=self.total)
+        self.writer = tracking.MetricsWriter(self.workdir, tensorboard=cfg.log.tensorboard, enabled=self.is_main)
+        rows_index, rows_count = sharding.process_batch_slice(run.mesh)  # this process's rows of each batch
+        train_ds = pipeline.make_train_dataset(
+            run.sources["train"], run.task.train_pp, run.task.record_schema(), batch_size=cfg.batch_size,
+            seed=cfg.seed, process_index=rows_index, process_count=rows_count,
         )
-        data_iter.set_state(data_state)
-        writer.truncate_after(start)
-        _say(is_main, f"resumed {workdir} at step {start}/{total}")
-    else:
-        start = 0
-        writer.truncate_after(-1)  # reliability: a run killed before its first checkpoint starts afresh
-        state = spec.init_state()
-        if is_main:
-            tracking.write_json_atomic(os.path.join(workdir, tracking.CONFIG_FILE), to_dict(cfg))
-            tracking.write_json_atomic(os.path.join(workdir, tracking.RUN_INFO_FILE), {
-                **tracking.code_version(), "devices": jax.device_count(), "processes": jax.process_count(),
-                "platform": jax.devices()[0].platform, "total_steps": total, "warmup_steps": durations.warmup_steps,
-                "train_size": len(train_source), "num_params": int(sum(x.size for x in jax.tree.leaves(abstract_params))),
-            })
+        self.data_iter = pipeline.make_train_iterator(train_ds, threads=cfg.data.threads, workers=cfg.data.workers)
 
-    train_step = jit_train_step(cfg, spec, mesh, run.train_pp.device_fn())
-    evaluators = run.evaluators()
-    _say(is_main, _describe(cfg, durations, abstract_params, mesh, workdir))
+    def say(self, message: str) -> None:
+        _say(self.is_main, message)
 
-    def evaluate(step: int) -> dict[str, float]:
+    def train(self) -> dict[str, float]:
+        start, state = self._restore_or_init()
+        train_step = jit_train_step(self.cfg, self.run.task, self.run.spec, self.run.mesh)
+        self.evaluators = self.run.evaluators()
+        self.say(_describe(self.run, self.workdir))
         results = {}
-        for evaluator in evaluators:
+        if start == self.total:  # a finished run: report what it ended with
+            for record in tracking.read_metrics(self.workdir):
+                results.update({k: v for k, v in record.items() if k.startswith("eval/")})
+        if start == 0 and self.cfg.eval.at_start and self.evaluators:
+            results = self._evaluate(0, state)
+        stopped, step, results = self._loop(start, state, train_step, results)
+        return self._wrap_up(stopped, step, results)
+
+    def _restore_or_init(self):
+        """(first step, state): the newest readable checkpoint, or a fresh state and run files."""
+        start = self.checkpointer.latest_step()
+        if start is not None:
+            start, state, data_state = self.checkpointer.restore_latest(  # reliability: newest readable checkpoint
+                self.run.spec.abstract_state, meta=model_fingerprint(self.cfg), say=self.say)
+            self.data_iter.set_state(data_state)
+            self.writer.truncate_after(start)
+            self.say(f"resumed {self.workdir} at step {start}/{self.total}")
+            return start, state
+        self.writer.truncate_after(-1)  # reliability: a run killed before its first checkpoint starts afresh
+        state = self.run.spec.init_state()
+        if self.is_main:
+            self._write_run_files()
+        return 0, state
+
+    def _write_run_files(self) -> None:
+        run, params = self.run, self.run.spec.abstract_params
+        tracking.write_json_atomic(os.path.join(self.workdir, tracking.CONFIG_FILE), to_dict(self.cfg))
+        tracking.write_json_atomic(os.path.join(self.workdir, tracking.RUN_INFO_FILE), {
+            **tracking.code_version(), "devices": jax.device_count(), "processes": jax.process_count(),
+            "platform": jax.devices()[0].platform, "total_steps": self.total,
+            "warmup_steps": run.durations.warmup_steps, "train_size": len(run.sources["train"]),
+            "num_params": int(sum(x.size for x in jax.tree.leaves(params))),
+        })
+
+    def _evaluate(self, step: int, state) -> dict[str, float]:
+        results = {}
+        for evaluator in self.evaluators:
             results.update(evaluator.run(state["params"]))
-        writer.write(step, results)
-        _say(is_main, f"step {step}/{total} " + " ".join(f"{k}={v:.4f}" for k, v in results.items()))
+        self.writer.write(step, results)
+        self.say(f"step {step}/{self.total} " + " ".join(f"{k}={v:.4f}" for k, v in results.items()))
         return results
 
-    # ---------------------------------------------------------------- loop
-    results = {}
-    if start == total:  # a finished run: report what it ended with
-        for record in tracking.read_metrics(workdir):
-            results.update({k: v for k, v in record.items() if k.startswith("eval/")})
-    if start == 0 and cfg.eval.at_start:
-        results = evaluate(0)
-    progress = _progress_bar(cfg, start, total, is_main)
-    last_time, last_step = time.perf_counter(), start
-    # reliability: fault policy checked where the loop syncs anyway; clock-based temporary checkpoints
-    guard = faults.Guard(cfg.faults, on_stop=checkpointer.wait, last_checkpoint=checkpointer.latest_step,
-                         say=lambda m: _say(is_main, m))
-    clock, stopped = preemption.SaveClock(cfg.ckpt.every_minutes), None
-    for step in range(start + 1, total + 1):
-        batch = sharding.put_batch(next(data_iter), mesh)
-        state, metrics = train_step(state, batch)
+    def _loop(self, start: int, state, train_step, results):
+        cfg, total = self.cfg, self.total
+        progress = _progress_bar(cfg, start, total, self.is_main)
+        last_time, last_step, step, stopped = time.perf_counter(), start, start, None
+        # reliability: fault policy checked where the loop syncs anyway; clock-based temporary checkpoints
+        guard = faults.Guard(cfg.faults, on_stop=self.checkpointer.wait,
+                             last_checkpoint=self.checkpointer.latest_step, say=self.say)
+        clock = preemption.SaveClock(cfg.ckpt.every_minutes)
+        for step in range(start + 1, total + 1):
+            batch = sharding.put_batch(next(self.data_iter), self.run.mesh)
+            state, metrics = train_step(state, batch)
 
-        # Logged steps do not depend on where a run was resumed, so metrics.jsonl is identical.
-        log_due = step == 1 or _is_due(step, cfg.log.every_steps, total)
-        eval_due = bool(evaluators) and _is_due(step, cfg.eval.every_steps, total)
-        # reliability: a stop signal or the clock adds a (temporary) checkpoint at this step boundary
-        stop, timed = preemption.agree(signals.received is not None, clock.due(), at_sync_point=log_due)
-        save_due = checkpointer.is_permanent(step) or stop or timed
-        if log_due:
-            metrics = faults.host_metrics(jax.device_get(metrics))  # reliability: integer counts, zeros dropped
-            now = time.perf_counter()
-            metrics["perf/img_per_sec"] = (step - last_step) * cfg.batch_size / (now - last_time)
-            metrics["train/epoch"] = step / durations.steps_per_epoch
-            last_time, last_step = now, step
-            writer.write(step, metrics)
+            # Logged steps do not depend on where a run was resumed, so metrics.jsonl is identical.
+            log_due = step == 1 or _is_due(step, cfg.log.every_steps, total)
+            eval_due = bool(self.evaluators) and _is_due(step, cfg.eval.every_steps, total)
+            # reliability: a stop signal or the clock adds a (temporary) checkpoint at this step boundary
+            stop, timed = preemption.agree(self.signals.received is not None, clock.due(), at_sync_point=log_due)
+            save_due = self.checkpointer.is_permanent(step) or stop or timed
+            if log_due:
+                metrics = faults.host_metrics(jax.device_get(metrics))  # reliability: integer counts, zeros dropped
+                now = time.perf_counter()
+                metrics["perf/img_per_sec"] = (step - last_step) * cfg.batch_size / (now - last_time)
+                metrics["train/epoch"] = step / self.run.durations.steps_per_epoch
+                last_time, last_step = now, step
+                self.writer.write(step, metrics)
+                if progress is not None:
+                    progress.set_postfix(loss=f"{metrics['train/loss']:.4f}", img_s=f"{metrics['perf/img_per_sec']:.0f}")
+            if log_due or eval_due or save_due:
+                guard.check(step, state)  # before anything is evaluated or saved from a faulty state
             if progress is not None:
-                progress.set_postfix(loss=f"{metrics['train/loss']:.4f}", img_s=f"{metrics['perf/img_per_sec']:.0f}")
-        if log_due or eval_due or save_due:
-            guard.check(step, state)  # before anything is evaluated or saved from a faulty state
+                progress.update(1)
+            if eval_due:
+                results = self._evaluate(step, state)
+            if save_due:
+                self.checkpointer.save(step, state, data_state=self.data_iter.get_state(),
+                                       meta=model_fingerprint(cfg))
+                clock.reset()
+            if stop:
+                stopped = self.signals.received or "a signal to another process"
+                break
         if progress is not None:
-            progress.update(1)
-        if eval_due:
-            results = evaluate(step)
-        if save_due:
-            checkpointer.save(step, state, data_state=data_iter.get_state(), meta=_model_fingerprint(cfg))
-            clock.reset()
-        if stop:
-            stopped = signals.received or "a signal to another process"
-            break
+            progress.close()
+        return stopped, step, results
 
-    # ---------------------------------------------------------------- wrap up
-    if progress is not None:
-        progress.close()
-    checkpointer.close()
-    writer.close()
-    data_iter.close()
-    if stopped:
-        _say(is_main, f"frx: stopped by {stopped} after step {step}/{total}; checkpoint {step} is in "
-                      f"{checkpointer.directory}; run the same command to resume")
+    def _wrap_up(self, stopped, step: int, results: dict[str, float]) -> dict[str, float]:
+        self.checkpointer.close()
+        self.writer.close()
+        self.data_iter.close()
+        if stopped:
+            self.say(f"frx: stopped by {stopped} after step {step}/{self.total}; checkpoint {step} is in "
+                     f"{self.checkpointer.directory}; run the same command to resume")
+            return results
+        if self.is_main and self.cfg.log.plots:
+            from frx import plots
+
+            written = plots.write_run_plots(self.workdir)
+            self.say("plots: " + ", ".join(os.path.relpath(p) for p in written))
+        if results:
+            self.say(f"final ({self.total} steps): {self.run.task.summary(results)}")
         return results
-    if is_main and cfg.log.plots:
-        from frx import plots
-
-        written = plots.write_run_plots(workdir)
-        _say(is_main, "plots: " + ", ".join(os.path.relpath(p) for p in written))
-    if results:
-        chance = 1.0 / cfg.model.num_classes
-        summary = ", ".join(f"{k.split('/')[1]} accuracy {v:.2%}" for k, v in results.items() if k.endswith("/acc"))
-        _say(is_main, f"final ({total} steps): {summary} (chance {chance:.2%})")
-    return results
 
 
 def evaluate_run(workdir: str, splits: list[str] | None = None) -> dict[str, float]:
     """Evaluates the latest checkpoint of a run folder (`frx eval WORKDIR`)."""
-    import json
-
     config_path = os.path.join(workdir, tracking.CONFIG_FILE)
     if not os.path.exists(config_path):
         raise FileNotFoundError(f"{config_path} not found; is {workdir!r} a run folder written by `frx train`?")
@@ -264,7 +259,7 @@ def evaluate_run(workdir: str, splits: list[str] | None = None) -> dict[str, flo
     step = checkpointer.latest_step()
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}")
-    state, _ = checkpointer.restore(step, run.spec.abstract_state, meta=_model_fingerprint(cfg))
+    state, _ = checkpointer.restore(step, run.spec.abstract_state, meta=model_fingerprint(cfg))
     checkpointer.close()
     results = {"step": float(step)}
     for evaluator in run.evaluators():
@@ -272,34 +267,17 @@ def evaluate_run(workdir: str, splits: list[str] | None = None) -> dict[str, flo
     return results
 
 
-def _check_image_size(source, pp, size: int, field: str) -> None:
-    host_fn = pp.host_fn()
-    for index in range(min(len(source), pipeline.MAX_CONSECUTIVE_BAD)):
-        try:  # the first decodable record: bad ones are the stream's business (frx.data.pipeline)
-            image = host_fn(source[index]["image"], np.random.default_rng(0))
-            break
-        except BadImage:
-            continue
-    else:
-        return
-    if image.shape != (size, size, 3):
-        raise ConfigError(
-            f"data.{field} produces {image.shape[0]}x{image.shape[1]}x{image.shape[2]} images but the model "
-            f"expects {size}x{size}x3; end the host ops with a crop/resize to {size}"
-        )
-
-
-def _describe(cfg, durations, params, mesh, workdir) -> str:
+def _describe(run: RunSetup, workdir: str) -> str:
+    cfg, params = run.cfg, run.spec.abstract_params
     n = sum(x.size for x in jax.tree.leaves(params))
-    dims = cfg.model.dims()
+    mup_note = ""
     if cfg.mup.param == "mup":
-        dims_note = f" muP (base width {mup.base_model_config(cfg.model, cfg.mup).dims().width})"
-    else:
-        dims_note = ""
+        mup_note = f" muP (base width {mup_lib.base_model_config(cfg.model, cfg.mup).dims().width})"
+    d = run.durations
     return (
-        f"frx train {cfg.name}: ViT width {dims.width}{dims_note} depth {dims.depth} heads {dims.num_heads} "
-        f"patch {dims.patch_size} ({n:,} params) | {durations.total_steps} steps of batch {cfg.batch_size} "
-        f"(warmup {durations.warmup_steps}) | {sharding.describe(cfg.mesh, mesh)} | {workdir}"
+        f"frx train {cfg.name}: {run.task.describe()}, {models.describe(cfg.model)}{mup_note} ({n:,} params) | "
+        f"{d.total_steps} steps of batch {cfg.batch_size} (warmup {d.warmup_steps}) | "
+        f"{sharding.describe(cfg.mesh, run.mesh)} | {workdir}"
     )
 
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from frx import aot, cli, faults, sharding, train
-from frx.data import pipeline
 from frx.config import ConfigError, MeshConfig
-from tests.conftest import tiny_config
+from frx.data import pipeline
+from tests.support.configs import tiny_config
 from tests.test_distributed import TINY
 
 
@@ -41,7 +41,8 @@ def test_the_compiled_batch_has_the_fields_of_a_training_batch():
     cfg = tiny_config(batch_size=16)
     _, _, abstract_batch = aot.compile_train_step(cfg, sharding.make_mesh(cfg.mesh))
     run = train.setup(cfg)
-    batch = pipeline.make_train_dataset(run.sources["train"], run.train_pp, batch_size=cfg.batch_size, seed=0)[0]
+    batch = pipeline.make_train_dataset(run.sources["train"], run.task.train_pp, run.task.record_schema(),
+                                         batch_size=cfg.batch_size, seed=0)[0]
     assert {k: (v.shape, v.dtype) for k, v in abstract_batch.items()} == \
            {k: (np.shape(v), np.asarray(v).dtype) for k, v in batch.items()}
 

@@ -5,11 +5,12 @@ import dataclasses
 import json
 import os
 
+import jax.numpy as jnp
 import pytest
 
-from frx import cli, coord_check
+from frx import cli, coord_check, tasks
 from frx.config import ConfigError
-from tests.conftest import tiny_config
+from tests.support.configs import tiny_config
 
 
 def _result(modules, widths=(16, 32, 64, 128), param="mup"):
@@ -84,6 +85,7 @@ def test_the_fixed_batch_is_checked_against_the_model_like_a_training_run():
     cfg = tiny_config()
     wrong = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_classes=cfg.model.num_classes - 1))
     with pytest.raises(ConfigError, match="model.num_classes"):
-        coord_check.fixed_batch(wrong, batch_size=8)
-    images, labels = coord_check.fixed_batch(cfg, batch_size=8)
-    assert images.shape[0] == 8 and labels.shape == (8, cfg.model.num_classes)
+        coord_check.fixed_batch(wrong, tasks.make(wrong), batch_size=8)
+    batch = coord_check.fixed_batch(cfg, tasks.make(cfg), batch_size=8)
+    assert batch["image"].shape == (8, 16, 16, 3) and batch["image"].dtype == jnp.float32  # after value_range
+    assert batch["label"].shape == (8,) and batch["label"].dtype == jnp.int32  # sparse class ids

@@ -13,8 +13,8 @@ from frx import distributed, tracking
 from frx.cli import parse_train_args
 from frx.config import ConfigError, DistConfig, validate
 from frx.train import train
-from tests.conftest import tiny_config
-from tests.run_folders import free_port
+from tests.support.configs import tiny_config
+from tests.support.run_folders import free_port
 
 SLURM = {"SLURM_JOB_ID": "77", "SLURM_STEP_NODELIST": "gpu[01-02]", "SLURM_NTASKS": "2", "SLURM_STEP_NUM_TASKS": "2",
          "SLURM_PROCID": "1", "SLURM_LOCALID": "0"}

@@ -11,9 +11,9 @@ import pytest
 
 from frx import ckpt, faults, tracking
 from frx import train as train_lib
-from frx.config import FaultConfig
+from frx.config import FaultConfig, model_fingerprint
 from frx.errors import NonFiniteError
-from tests.conftest import tiny_config
+from tests.support.configs import tiny_config
 
 
 def _no_eval(cfg, **changes):
@@ -24,7 +24,7 @@ def _restore(workdir, cfg, steps):
     run = train_lib.setup(cfg)
     checkpointer = ckpt.Checkpointer(str(workdir), cfg.ckpt)
     abstract = run.spec.abstract_state
-    states = [jax.device_get(checkpointer.restore(s, abstract, meta=train_lib._model_fingerprint(cfg))[0]) for s in steps]
+    states = [jax.device_get(checkpointer.restore(s, abstract, meta=model_fingerprint(cfg))[0]) for s in steps]
     checkpointer.close()
     return states
 

@@ -11,8 +11,8 @@ import time
 from frx import ckpt, preemption, sharding, tracking
 from frx.config import CheckpointConfig
 from frx.train import train
-from tests.conftest import tiny_config
-from tests.run_folders import free_port
+from tests.support.configs import tiny_config
+from tests.support.run_folders import free_port
 
 
 def test_first_signal_asks_for_a_stop_and_leaves_the_default_action_for_the_second():
@@ -88,14 +88,6 @@ def test_a_stop_signal_checkpoints_at_the_step_boundary_and_the_run_resumes(tmp_
     assert [r["step"] for r in tracking.read_metrics(str(tmp_path / "run")) if "train/loss" in r] == [1, 2, 3, 4, 5, 6]
 
 
-def test_retention_keeps_recent_permanent_checkpoints_and_only_the_newest_temporary_one():
-    permanent = lambda step: step % 10 == 0 or step == 95  # noqa: E731  every_steps=10, 95 steps
-    delete = lambda steps, **kw: ckpt.steps_to_delete(steps, is_permanent=permanent, **kw)  # noqa: E731
-    assert delete([10, 20, 25, 30, 37], keep=2, keep_every_steps=0) == [10, 25]
-    assert delete([10, 20, 25, 30], keep=2, keep_every_steps=0) == [10, 25]
-    assert delete([10, 20, 30, 37, 40, 50, 95], keep=1, keep_every_steps=20) == [10, 30, 37, 50]
-    assert delete([7], keep=1, keep_every_steps=0) == []  # a lone temporary checkpoint is the newest
-    assert delete([], keep=3, keep_every_steps=0) == []
 
 
 def test_save_clock_is_due_after_its_interval_and_resets():

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from frx import paths, sharding
+from frx import models, param_paths, presets, sharding
 from frx import state as state_lib
 from frx import train as train_lib
-from frx.config import ConfigError, MeshConfig, ModelConfig, validate
-from tests.conftest import tiny_config
-from tests.fixed_batches import train_steps
-
+from frx.config import ConfigError, MeshConfig, ViTConfig, validate
+from frx.models import vit
+from tests.support.configs import tiny_config
+from tests.support.fixed_batches import train_steps
 
 # ---------------------------------------------------------------------------------------------- mesh
 
@@ -84,9 +84,9 @@ def test_auto_rules_follow_the_mesh():
     dict(pool="map", rep_size=16),
 ])
 def test_every_vit_parameter_has_logical_axes_of_its_rank(overrides):
-    cfg = ModelConfig(variant="mu/4", width=32, depth=2, num_heads=2, image_size=16, num_classes=10, **overrides)
+    cfg = ViTConfig(variant="mu/4", width=32, depth=2, num_heads=2, image_size=16, num_classes=10, **overrides)
     _, params = state_lib.abstract_model(cfg)
-    names = sharding.logical_axes(params)
+    names = sharding.logical_axes(params, models.logical_axes_rules(cfg))
     leaves = jax.tree.leaves(params)
     named = jax.tree.leaves(names, is_leaf=lambda x: isinstance(x, tuple))
     assert len(leaves) == len(named)
@@ -98,9 +98,9 @@ def test_every_vit_parameter_has_logical_axes_of_its_rank(overrides):
 
 def test_a_parameter_without_a_rule_is_an_error():
     with pytest.raises(ValueError, match="weird/thing has no logical axis names"):
-        sharding.logical_axes({"weird": {"thing": jnp.zeros((3, 3))}})
+        sharding.logical_axes({"weird": {"thing": jnp.zeros((3, 3))}}, vit.LOGICAL_AXES)
     with pytest.raises(ValueError, match="has shape"):
-        sharding.logical_axes({"head": {"kernel": jnp.zeros((3,))}})
+        sharding.logical_axes({"head": {"kernel": jnp.zeros((3,))}}, vit.LOGICAL_AXES)
 
 
 def test_rules_claim_axes_in_order_and_fall_through_when_a_size_does_not_divide():
@@ -126,7 +126,7 @@ def test_optimizer_state_follows_the_parameters_even_with_frozen_parameters():
     spec = lambda s: s.spec  # noqa: E731
     params = jax.tree.map(spec, run.spec.state_sharding["params"])
     assert params["blocks"][0]["mlp"]["fc1"]["kernel"] == P("fsdp")
-    opt = [(paths.path_str(kp), s.spec) for kp, s in jax.tree_util.tree_leaves_with_path(run.spec.state_sharding["opt"])]
+    opt = [(param_paths.path_str(kp), s.spec) for kp, s in jax.tree_util.tree_leaves_with_path(run.spec.state_sharding["opt"])]
     assert [spec for path, spec in opt if path.endswith("blocks/0/mlp/fc1/kernel")] == [P("fsdp")] * 2  # mu, nu
     assert not [path for path, _ in opt if "embedding" in path]  # frozen: no optimizer state
     counts = [spec for path, spec in opt if path.endswith("count")]
@@ -155,7 +155,7 @@ def _train(cfg, steps=4):
 
 @pytest.mark.slow
 def test_fsdp_dp_x_fsdp_and_tensor_train_like_a_single_device():
-    """(Pure data parallel == one device is tests/test_parallel.py.)"""
+    """(Pure data parallel == one device is tests/test_step.py.)"""
     base = tiny_config(batch_size=32, schedule=dataclasses.replace(tiny_config().schedule, warmup_steps=0))
     single, losses1 = _train(dataclasses.replace(base, mesh=MeshConfig(data=1)))
     ref = jax.device_get(single["params"])
@@ -195,3 +195,40 @@ def test_fsdp_holds_an_eighth_of_the_parameter_and_optimizer_bytes_per_device():
         ratio = per_device["fsdp"][part] / per_device["dp"][part]
         # Only the 4-class head bias (4 floats) cannot be split 8 ways.
         assert 1 / 8 <= ratio < 1 / 8 + 0.002, (part, ratio)
+
+
+def _demo(**changes):
+    cfg = presets.get("demo")
+    for path, value in changes.items():
+        section, _, field = path.partition("__")
+        if field:
+            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{field: value})})
+        else:
+            cfg = dataclasses.replace(cfg, **{section: value})
+    return cfg
+
+
+def test_batch_not_divisible_by_devices_is_refused_before_compiling():
+    from frx import sharding
+    from frx.config import MeshConfig
+
+    mesh = sharding.make_mesh(MeshConfig(data=8))
+    with pytest.raises(ConfigError, match="12 is not divisible by 8 data-parallel devices"):
+        sharding.check_batch(_demo(batch_size=12), mesh)
+    with pytest.raises(ConfigError, match="= 20 is not divisible by 8 data-parallel devices"):
+        sharding.check_batch(_demo(batch_size=40, grad_accum=2), mesh)
+    with pytest.raises(ConfigError, match="only 8 devices are visible"):
+        sharding.make_mesh(MeshConfig(data=16))
+
+
+def test_a_model_declares_the_axes_of_its_own_parameters_and_scalars_are_replicated():
+    """A second model's parameters (a learnt temperature, a text embedding) need rules of its own
+    module only; a scalar has no axes and stays replicated under every preset."""
+    params = {"logit_scale": jnp.zeros(()), "text": {"token_embedding": jnp.zeros((64, 32))},
+              "head": {"kernel": jnp.zeros((32, 16)), "bias": jnp.zeros((16,))}}
+    rules = ((r"logit_scale", ()), (r"text/token_embedding", ("vocab", "embed"))) + vit.LOGICAL_AXES
+    mesh = sharding.make_mesh(MeshConfig(data=1, fsdp=8))
+    shardings = sharding.param_shardings(params, mesh, "fsdp", rules)
+    assert shardings["logit_scale"].spec == P()
+    assert shardings["text"]["token_embedding"].spec == P(None, "fsdp")
+    assert shardings["head"]["kernel"].spec == P("fsdp")

@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from frx import tracking
+from frx import presets, tracking
 from frx.config import ConfigError
-from frx.train import evaluate_run, train
-from tests.conftest import tiny_config
+from frx.train import evaluate_run, setup, train
+from tests.support.configs import tiny_config
 
 TINY_CLI = (
     "--batch_size 16 --model.variant mu/4 --model.width 32 --model.depth 2 --model.num_heads 2 "
@@ -55,3 +55,41 @@ def test_resuming_with_another_model_is_refused(tmp_path):
         train(other)
 
 
+def _demo(**changes):
+    cfg = presets.get("demo")
+    for path, value in changes.items():
+        section, _, field = path.partition("__")
+        if field:
+            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{field: value})})
+        else:
+            cfg = dataclasses.replace(cfg, **{section: value})
+    return cfg
+
+
+SETUP_ERRORS = [
+    (dict(schedule__warmup_steps=1000), "warmup \\(1000 steps\\) must be shorter than training \\(800 steps\\)"),
+    (dict(schedule__cooldown_steps=900), "schedule.cooldown_steps=900 is longer than training \\(800 steps\\)"),
+    (dict(batch_size=100), "batch_size 100 / grad_accum 1 = 100 is not divisible by 8 data-parallel devices"),
+    (dict(eval__batch_size=12), "eval.batch_size 12 is not divisible by 8 data-parallel devices"),
+    (dict(mesh=dataclasses.replace(presets.get("demo").mesh, data=16)), "needs 16 devices but only 8 devices are visible"),
+    (dict(optim__lr_mults=(("blocks/.*/atn/.*", 2.0),)), "optim.lr_mults pattern 'blocks/.\\*/atn/.\\*' matches no parameter"),
+    (dict(optim__wd_mults=(("kernel", 1.0),)), "optim.wd_mults pattern 'kernel' matches no parameter.*whole path"),
+    (dict(optim__frozen=(".*",)), "optim.frozen freezes every parameter"),
+    (dict(data__pp_train="decode|rotate(3)|value_range(-1,1)"), "unknown preprocessing op 'rotate'"),
+    (dict(data__pp_train="decode|resize(16"), "cannot parse preprocessing op"),
+    (dict(data__pp_train="decode|resize(16)|value_range(-1,1)"), "data.pp_train produced 'image' of shape 16x16x3 but the task expects 32x32x3"),
+    (dict(data__source="folder", data__root="/nonexistent/images"), "image folder '/nonexistent/images' does not exist"),
+]
+
+
+@pytest.mark.parametrize("changes,message", SETUP_ERRORS, ids=[m[:40] for _, m in SETUP_ERRORS])
+def test_bad_run_setup_gives_one_line_error_before_compiling(changes, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        setup(_demo(**changes))
+    assert "\n" not in str(info.value)
+
+
+def test_a_workdir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "run").write_text("not a folder")
+    with pytest.raises(ConfigError, match="workdir .*run' exists and is not a folder"):
+        setup(_demo(workdir=str(tmp_path / "run")))

@@ -15,7 +15,7 @@ import numpy as np
 from frx.config import ConfigError
 from frx.data.crops import inception_crop_box, random_resized_crop_box
 from frx.data.decode import decode_image
-from frx.data.ops import host_op
+from frx.data.op_registry import host_op
 
 
 def _as_pair(size) -> tuple[int, int]:

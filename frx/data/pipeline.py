@@ -22,8 +22,10 @@ from collections.abc import Callable, Iterator
 import grain
 import numpy as np
 
-from frx.data import decode
-from frx.data.ops import Pipeline
+from frx.config import ConfigError
+from frx.data import decode, schema
+from frx.data.pp import Pipeline
+from frx.data.schema import Schema
 from frx.errors import DataError
 
 # How far past a bad record the stream looks for a decodable one before it gives up with an error
@@ -32,13 +34,14 @@ MAX_CONSECUTIVE_BAD = 1000
 
 
 class ReplaceBadRecords(grain.MapDataset):
-    """Element g: the host ops applied to record g of `parent`, or, when record g cannot be decoded,
-    to the first decodable record after it; plus the skip reason of record g and the conversion
-    applied (codes into `decode.SKIP_REASONS` / `decode.CONVERSIONS`, 0 = none)."""
+    """Element g: the host ops applied to record g of `parent` and projected onto the task's batch
+    schema, or, when record g cannot be decoded, the same for the first decodable record after it;
+    plus the skip reason of record g and the conversion applied (codes into `decode.SKIP_REASONS` /
+    `decode.CONVERSIONS`, 0 = none)."""
 
-    def __init__(self, parent: grain.MapDataset, fn: Callable, seed: int):
+    def __init__(self, parent: grain.MapDataset, fn: Callable, record_schema: Schema, seed: int):
         super().__init__(parent)
-        self._fn, self._seed = fn, seed
+        self._fn, self._schema, self._seed = fn, record_schema, seed
 
     def __len__(self) -> int:
         return len(self._parent)
@@ -55,13 +58,13 @@ class ReplaceBadRecords(grain.MapDataset):
             rng = np.random.default_rng((self._seed, index))  # position g's randomness, whichever record fills it
             try:
                 with decode.conversions() as seen:
-                    image = self._fn(record["image"], rng)
+                    out = self._fn(dict(record), rng)
             except decode.BadImage as e:
                 skipped = skipped or e.code
                 error = e
                 continue
             converted = decode.CONVERSIONS.index(seen[0]) + 1 if seen else 0
-            return {"image": image, "label": np.int32(record["label"]),
+            return {**_conform(out, self._schema, index + offset),
                     "skipped": np.int8(skipped), "converted": np.int8(converted)}
         raise DataError(
             f"none of {MAX_CONSECUTIVE_BAD} consecutive training records from stream position {index} could be "
@@ -69,9 +72,17 @@ class ReplaceBadRecords(grain.MapDataset):
         )
 
 
+def _conform(record: dict, record_schema: Schema, position: int) -> dict:
+    try:
+        return schema.conform(record, record_schema)
+    except schema.SchemaError as e:  # a source with mixed sizes and no resize op, say: a data problem
+        raise DataError(f"training record at stream position {position}: {e}") from None
+
+
 def make_train_dataset(
     source,
     pipeline: Pipeline,
+    record_schema: Schema,
     *,
     batch_size: int,
     seed: int,
@@ -84,9 +95,28 @@ def make_train_dataset(
     """
     local = batch_size // process_count
     ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
-    ds = ReplaceBadRecords(ds, pipeline.host_fn(), seed=seed + 1)
+    ds = ReplaceBadRecords(ds, pipeline.host_fn(), record_schema, seed=seed + 1)
     ds = ds.batch(local, drop_remainder=True)
     return ds[process_index::process_count]
+
+
+def check_host_output(source, pipeline: Pipeline, record_schema: Schema, field: str) -> None:
+    """Runs the host ops of `data.FIELD` on the first decodable record of `source` and checks the
+    result against the schema, so that a wrong op string stops the run at set-up with one line
+    (ConfigError) instead of inside a worker."""
+    host_fn = pipeline.host_fn()
+    for index in range(min(len(source), MAX_CONSECUTIVE_BAD)):
+        try:  # the first decodable record: bad ones are the stream's business (ReplaceBadRecords)
+            record = host_fn(dict(source[index]), np.random.default_rng(0))
+        except decode.BadImage:
+            continue
+        except ValueError as e:  # an op that reads a field the records lack, a bad op argument
+            raise ConfigError(f"data.{field}: {e}") from None
+        try:
+            schema.conform(record, record_schema, where=f"data.{field}")
+        except schema.SchemaError as e:
+            raise ConfigError(str(e)) from None
+        return
 
 
 def make_train_iterator(ds: grain.MapDataset, *, threads: int, workers: int) -> grain.DatasetIterator:
@@ -112,32 +142,31 @@ class _EvalRecord(grain.transforms.Map):
     source: object
     fn: Callable
     count: int
-    shape: tuple
+    record_schema: Schema
 
     def map(self, index: int) -> dict:
-        label_shape = getattr(self.source.source, "label_shape", ())  # () or (classes,) for multi-hot sets
         if index < self.count:
-            record = self.source[index]
             try:
-                image = self.fn(record["image"], np.random.default_rng(index))
+                record = self.fn(dict(self.source[index]), np.random.default_rng(index))
             except decode.BadImage:  # counted, and left out of the metrics like padding
-                return self._padding(label_shape, skipped=True)
-            label = np.asarray(record["label"], np.float32) if label_shape else np.int32(record["label"])
-            return {"image": image, "label": label, "mask": np.bool_(True), "skipped": np.bool_(False)}
-        return self._padding(label_shape, skipped=False)
+                return self._padding(skipped=True)
+            try:
+                example = schema.conform(record, self.record_schema)
+            except schema.SchemaError as e:
+                raise DataError(f"evaluation record {index}: {e}") from None
+            return {**example, "mask": np.bool_(True), "skipped": np.bool_(False)}
+        return self._padding(skipped=False)
 
-    def _padding(self, label_shape: tuple, *, skipped: bool) -> dict:
-        label = np.zeros(label_shape, np.float32) if label_shape else np.int32(0)
-        return {"image": np.zeros(self.shape, np.uint8), "label": label, "mask": np.bool_(False),
-                "skipped": np.bool_(skipped)}
+    def _padding(self, *, skipped: bool) -> dict:
+        return {**schema.zeros(self.record_schema), "mask": np.bool_(False), "skipped": np.bool_(skipped)}
 
 
 def eval_batches(
     source,
     pipeline: Pipeline,
+    record_schema: Schema,
     *,
     batch_size: int,
-    image_shape: tuple[int, int, int],
     process_index: int = 0,
     process_count: int = 1,
     threads: int = 2,
@@ -154,7 +183,7 @@ def eval_batches(
     count = min(per_process, n - start)
     num_batches = -(-per_process // local)
     shard = _Shard(source, start, count)
-    ds = grain.MapDataset.range(num_batches * local).map(_EvalRecord(shard, pipeline.host_fn(), count, image_shape))
+    ds = grain.MapDataset.range(num_batches * local).map(_EvalRecord(shard, pipeline.host_fn(), count, record_schema))
     ds = ds.batch(local, drop_remainder=True)
     return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=max(threads, 1), prefetch_buffer_size=2 * max(threads, 1))))
 

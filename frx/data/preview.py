@@ -65,15 +65,16 @@ def make_preview(source, pp_string: str, *, count: int = 6, variants: int = 5, s
     import jax
 
     from frx.data.decode import decode_image
-    from frx.data.ops import make_pipeline
+    from frx.data.pp import make_pipeline
 
     pp = make_pipeline(pp_string)
-    host, device = pp.host_fn(), jax.jit(pp.device_fn())
+    host, device = pp.host_fn(), jax.jit(lambda images, key: pp.device_fn()({"image": images}, key)["image"])
     indices = np.linspace(0, len(source) - 1, min(count, len(source))).round().astype(int)
     records = [source[int(i)] for i in indices]
     columns = []
     for v in range(variants):
-        batch = np.stack([host(r["image"], np.random.default_rng([seed, int(i), v])) for r, i in zip(records, indices)])
+        batch = np.stack([host({"image": r["image"]}, np.random.default_rng([seed, int(i), v]))["image"]
+                          for r, i in zip(records, indices)])
         columns.append(_display(np.asarray(device(batch, jax.random.PRNGKey(seed * 1000 + v))), pp))
     height, width = columns[0].shape[1:3]
     originals = [_letterbox(decode_image(r["image"]), (height, width)) for r in records]

@@ -26,7 +26,7 @@ import numpy as np
 
 from frx.config import ConfigError
 from frx.data import tf_image
-from frx.data.ops import device_op
+from frx.data.op_registry import device_op
 
 OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "Color", "Contrast",
        "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateX", "TranslateY", "Cutout", "SolarizeAdd")

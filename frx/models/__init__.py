@@ -1,22 +1,45 @@
-"""Models. Public API: `make(model_config, seed=0)` and `count_params(module)`."""
+"""Models, looked up by the `kind` of their config section: `frx.models.KIND` is a module with
+`build(cfg, rngs) -> nnx.Module`, `describe(cfg) -> str` and `LOGICAL_AXES` (regex, names) rules
+that give each of its parameters logical axis names for sharding (frx.sharding), so a new model
+needs no edit of any global table.
+
+    vit   the plain ViT classifier of big_vision (features / head split)
+
+Public API: `make(model_config, seed=0)`, `describe`, `logical_axes_rules`, `count_params`.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import jax
 from flax import nnx
 
-from frx.config import ModelConfig
-from frx.models.vit import ViT
+from frx.config import AnyModelConfig
 
-__all__ = ["ViT", "count_params", "make"]
+__all__ = ["count_params", "describe", "logical_axes_rules", "make"]
 
 
-def make(cfg: ModelConfig, seed: int = 0) -> ViT:
+def _module(cfg: AnyModelConfig):
+    return importlib.import_module(f"frx.models.{cfg.kind}")
+
+
+def make(cfg: AnyModelConfig, seed: int = 0) -> nnx.Module:
     """Builds the model described by `cfg` with parameters initialised from `seed`.
 
-    The module is called on float images (B, H, W, 3) in [-1, 1] and returns float32 logits.
+    A ViT is called on float images (B, H, W, 3) in [-1, 1] and returns float32 logits.
     """
-    return ViT(cfg, rngs=nnx.Rngs(params=seed))
+    return _module(cfg).build(cfg, nnx.Rngs(params=seed))
+
+
+def describe(cfg: AnyModelConfig) -> str:
+    """The architecture in a few words, e.g. "ViT width 384 depth 12 heads 6 patch 16"."""
+    return _module(cfg).describe(cfg)
+
+
+def logical_axes_rules(cfg: AnyModelConfig) -> tuple:
+    """The model's (regex, logical names) rules for its parameter paths (frx.sharding)."""
+    return _module(cfg).LOGICAL_AXES
 
 
 def count_params(module: nnx.Module) -> int:

@@ -28,6 +28,20 @@ xavier_uniform = inits.xavier_uniform  # U(+-sqrt(6/(fan_in+fan_out)))
 zeros = inits.zeros
 LAYERNORM_EPS = 1e-6
 
+# Logical axes (frx.sharding) of the parameters these layers create, by path; a model's own
+# LOGICAL_AXES adds rules for its other parameters in front of these.
+LOGICAL_AXES: tuple[tuple[str, tuple[str | None, ...]], ...] = (
+    (r"(.*/)?embedding/kernel", ("patch", "patch", "channels", "embed")),
+    (r"(.*/)?attn/(q|k|v)/kernel", ("embed", "heads", "head_dim")),
+    (r"(.*/)?attn/(q|k|v)/bias", ("heads", "head_dim")),
+    (r"(.*/)?attn/out/kernel", ("heads", "head_dim", "embed")),
+    (r"(.*/)?mlp/fc1/kernel", ("embed", "mlp")),
+    (r"(.*/)?mlp/fc1/bias", ("mlp",)),
+    (r"(.*/)?mlp/fc2/kernel", ("mlp", "embed")),
+    (r"(.*/)?probe", (None, None, "embed")),
+    (r"(.*/)?(bias|scale)", ("embed",)),  # LayerNorms and the biases of width-sized outputs
+)
+
 
 class Dense(nnx.Module):
     """y = x @ W + b, where W has shape in_shape + out_shape (e.g. (D, heads, head_dim) for a query).

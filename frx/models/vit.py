@@ -10,17 +10,28 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from frx.config import ModelConfig
+from frx.config import ViTConfig
 from frx.models import inits, layers
 from frx.sharding import constrain
 
 F32 = jnp.float32
 
+# Logical axes of the ViT's own parameters (frx.sharding), before those of its layers; the optional
+# prefix lets the ViT be a part of a larger model (a tower).
+LOGICAL_AXES = (
+    (r"(.*/)?pre_logits/kernel", ("embed", "rep")),
+    (r"(.*/)?pre_logits/bias", ("rep",)),
+    (r"(.*/)?head/kernel", ("embed", "classes")),
+    (r"(.*/)?head/bias", ("classes",)),
+    (r"(.*/)?pos_embedding", (None, "tokens", "embed")),
+    (r"(.*/)?cls", (None, None, "embed")),
+) + layers.LOGICAL_AXES
+
 
 class ViT(nnx.Module):
     """images (B, H, W, 3) in [-1, 1] -> logits (B, num_classes), float32."""
 
-    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    def __init__(self, cfg: ViTConfig, *, rngs: nnx.Rngs):
         dims = cfg.dims()
         dtype = jnp.dtype(cfg.dtype)
         width, grid = dims.width, cfg.image_size // dims.patch_size
@@ -79,3 +90,12 @@ class ViT(nnx.Module):
 
     def __call__(self, images_BHWC: jax.Array) -> jax.Array:
         return constrain(self.head(self.features(images_BHWC)["pre_logits"]), ("batch", "classes"))
+
+
+def build(cfg: ViTConfig, rngs: nnx.Rngs) -> ViT:
+    return ViT(cfg, rngs=rngs)
+
+
+def describe(cfg: ViTConfig) -> str:
+    dims = cfg.dims()
+    return f"ViT width {dims.width} depth {dims.depth} heads {dims.num_heads} patch {dims.patch_size}"

@@ -6,8 +6,17 @@
 
 from __future__ import annotations
 
-from frx.config import (CheckpointConfig, DataConfig, EvalConfig, LogConfig, ModelConfig, OptimConfig,
-                        ScheduleConfig, SyntheticConfig, TrainConfig)
+from frx.config import (
+    CheckpointConfig,
+    DataConfig,
+    EvalConfig,
+    LogConfig,
+    OptimConfig,
+    ScheduleConfig,
+    SyntheticConfig,
+    TrainConfig,
+    ViTConfig,
+)
 
 
 def demo() -> TrainConfig:
@@ -16,7 +25,7 @@ def demo() -> TrainConfig:
         name="demo",
         batch_size=128,
         total_steps=800,
-        model=ModelConfig(variant="Ti/4", width=96, depth=4, num_heads=4, image_size=32, num_classes=16,
+        model=ViTConfig(variant="Ti/4", width=96, depth=4, num_heads=4, image_size=32, num_classes=16,
                           dtype="bfloat16"),
         data=DataConfig(
             source="synthetic",
@@ -38,7 +47,7 @@ def digits() -> TrainConfig:
         name="digits",
         batch_size=128,
         total_steps=400,
-        model=ModelConfig(variant="Ti/4", width=128, depth=4, num_heads=4, image_size=32, num_classes=10),
+        model=ViTConfig(variant="Ti/4", width=128, depth=4, num_heads=4, image_size=32, num_classes=10),
         data=DataConfig(
             source="digits",
             pp_train="decode|resize(36)|random_resized_crop(32, 0.6)|value_range(-1,1)",

@@ -18,8 +18,16 @@ from __future__ import annotations
 
 import dataclasses
 
-from frx.config import (CheckpointConfig, DataConfig, EvalConfig, LogConfig, ModelConfig, OptimConfig,
-                        ScheduleConfig, TrainConfig)
+from frx.config import (
+    CheckpointConfig,
+    DataConfig,
+    EvalConfig,
+    LogConfig,
+    OptimConfig,
+    ScheduleConfig,
+    TrainConfig,
+    ViTConfig,
+)
 
 I1K_TRAIN = "decode|inception_crop(224)|flip_lr|randaug(2, 10)|value_range(-1, 1)"
 I1K_EVAL = "decode|resize_small(256)|central_crop(224)|value_range(-1, 1)"
@@ -32,7 +40,7 @@ def vit_s16_i1k() -> TrainConfig:
         seed=0,
         batch_size=1024,
         total_epochs=90,
-        model=ModelConfig(variant="S/16", image_size=224, num_classes=1000, pool="gap", posemb="sincos2d", rep_size=-1),
+        model=ViTConfig(variant="S/16", image_size=224, num_classes=1000, pool="gap", posemb="sincos2d", rep_size=-1),
         data=DataConfig(source="folder", minival_fraction=0.01, pp_train=I1K_TRAIN, pp_eval=I1K_EVAL, mixup_p=0.2,
                         threads=8),
         optim=OptimConfig(name="adam", lr=1e-3, wd=1e-4, mu_dtype="bfloat16", grad_clip_norm=1.0),

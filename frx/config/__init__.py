@@ -1,0 +1,46 @@
+"""Frozen, typed configuration of a training run.
+
+Every field carries a docstring; tyro turns them into `frx train PRESET --help`. Each section is a
+dataclass that validates its own fields (`validate(prefix)`), next to its definition:
+
+    model.py   the architecture, a choice by `kind` (ViTConfig)
+    data.py    sources and op strings          optim.py  optimizer and schedule
+    mup.py     the parametrization's fields    run.py    mesh, processes, checkpoints, eval, logs, faults
+    train.py   TrainConfig: the sections together, cross-section checks, JSON round trips
+
+This package imports no JAX and nothing else from frx, so the command line stays fast; checks that
+need devices, datasets or parameter shapes run in `frx.train.setup` before anything is compiled.
+"""
+
+from frx.config.base import ConfigError
+from frx.config.data import DataConfig, SyntheticConfig
+from frx.config.model import MODEL_CONFIGS, VIT_VARIANTS, AnyModelConfig, ModelDims, ViTConfig
+from frx.config.mup import MupConfig
+from frx.config.optim import OptimConfig, ScheduleConfig
+from frx.config.run import CheckpointConfig, DistConfig, EvalConfig, FaultConfig, LogConfig, MeshConfig
+from frx.config.train import TrainConfig, from_dict, model_fingerprint, to_dict, validate
+
+__all__ = [
+    "MODEL_CONFIGS",
+    "VIT_VARIANTS",
+    "AnyModelConfig",
+    "CheckpointConfig",
+    "ConfigError",
+    "DataConfig",
+    "DistConfig",
+    "EvalConfig",
+    "FaultConfig",
+    "LogConfig",
+    "MeshConfig",
+    "ModelDims",
+    "MupConfig",
+    "OptimConfig",
+    "ScheduleConfig",
+    "SyntheticConfig",
+    "TrainConfig",
+    "ViTConfig",
+    "from_dict",
+    "model_fingerprint",
+    "to_dict",
+    "validate",
+]

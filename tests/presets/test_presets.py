@@ -1,0 +1,45 @@
+"""Presets: frozen, valid, and the big_vision recipe field by field."""
+
+import dataclasses
+
+import pytest
+
+from frx import presets
+from frx.config import (
+    ConfigError,
+    validate,
+)
+from frx.train import get_durations
+
+
+def test_every_preset_is_frozen_and_valid():
+    for name in presets.names():
+        cfg = presets.get(name)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            cfg.seed = 1  # type: ignore[misc]
+        if cfg.data.source == "folder":
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root="/data/imagenet/train"))
+        validate(cfg)
+
+
+def test_vit_s16_i1k_preset_is_the_big_vision_recipe():
+    cfg = presets.get("vit_s16_i1k")
+    assert (cfg.batch_size, cfg.total_epochs, cfg.seed) == (1024, 90, 0)
+    assert cfg.model.dims().width == 384 and cfg.model.pre_logits_size == 384
+    assert (cfg.model.pool, cfg.model.posemb, cfg.model.head_zeroinit) == ("gap", "sincos2d", True)
+    o = cfg.optim
+    assert (o.name, o.lr, o.wd, o.b1, o.b2, o.eps, o.mu_dtype, o.grad_clip_norm) == (
+        "adam", 1e-3, 1e-4, 0.9, 0.999, 1e-8, "bfloat16", 1.0)
+    assert o.wd_mults == ((".*/kernel$", 1.0),)
+    assert (cfg.schedule.decay, cfg.schedule.warmup_steps) == ("cosine", 10_000)
+    assert cfg.data.mixup_p == 0.2 and "randaug(2, 10)" in cfg.data.pp_train
+    assert cfg.data.minival_fraction == 0.01
+    # 90 epochs of the 99% split (1,268,355 images) -> 111,477 steps.
+    assert get_durations(cfg, 1_268_355).total_steps == 111_477
+    assert presets.get("vit_s16_i1k_linear").model.pre_logits_size == 0
+    assert presets.get("vit_b16_i1k").model.dims().width == 768
+
+
+def test_unknown_preset_lists_the_available_ones():
+    with pytest.raises(ConfigError, match="unknown preset 'vit_z'.*demo"):
+        presets.get("vit_z")

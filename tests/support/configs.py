@@ -1,0 +1,39 @@
+"""The configurations tests train: tiny enough for a step in milliseconds."""
+
+import dataclasses
+
+from frx.config import (
+    CheckpointConfig,
+    DataConfig,
+    EvalConfig,
+    LogConfig,
+    OptimConfig,
+    ScheduleConfig,
+    SyntheticConfig,
+    TrainConfig,
+    ViTConfig,
+)
+
+
+def tiny_config(workdir=None, **overrides) -> TrainConfig:
+    """A ViT small enough for a test step in milliseconds: 16x16 images, 16 tokens, width 32."""
+    cfg = TrainConfig(
+        name="tiny",
+        batch_size=16,
+        total_steps=6,
+        workdir=None if workdir is None else str(workdir),
+        model=ViTConfig(variant="mu/4", width=32, depth=2, num_heads=2, image_size=16, num_classes=4),
+        data=DataConfig(
+            source="synthetic",
+            synthetic=SyntheticConfig(train_size=256, val_size=64, num_shapes=2, num_colours=2, num_textures=1),
+            pp_train="decode|flip_lr|value_range(-1,1)",
+            pp_eval="decode|value_range(-1,1)",
+            threads=1,
+        ),
+        optim=OptimConfig(lr=1e-3, wd=1e-4),
+        schedule=ScheduleConfig(decay="cosine", warmup_steps=2),
+        ckpt=CheckpointConfig(every_steps=3, async_save=False),
+        eval=EvalConfig(every_steps=3, splits=("val",)),
+        log=LogConfig(every_steps=1, tensorboard=False, progress=False, plots=False),
+    )
+    return dataclasses.replace(cfg, **overrides)
