@@ -54,3 +54,12 @@ def test_a_forbidden_import_breaks_the_check(tmp_path, module, line, contract):
     result = _lint_imports(str(copy))
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{contract}" in result.stdout and "BROKEN" in result.stdout
+
+
+def test_no_module_of_frx_is_part_of_an_import_cycle():
+    import grimp  # import-linter's graph builder
+
+    graph = grimp.build_graph("frx")
+    cycles = sorted({tuple(sorted((a, b))) for a in graph.modules for b in graph.find_modules_directly_imported_by(a)
+                     if b.startswith("frx") and a != b and graph.chain_exists(importer=b, imported=a)})
+    assert not cycles, cycles

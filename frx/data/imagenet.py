@@ -19,6 +19,7 @@ import re
 import numpy as np
 
 from frx.config import ConfigError
+from frx.data.folder import FolderSource, scan_folder
 
 _VAL_NAME = re.compile(r"ILSVRC2012_val_(\d{8})")
 
@@ -27,8 +28,6 @@ def imagenet_v2_folder(root: str, name: str = "imagenet_v2"):
     """An ImageNet-V2 folder: sub-folders 0..999 hold the images of that class index. Listing the
     class names in index order makes an image folder's label the folder's number, not its rank
     among the sorted names ("10" < "2")."""
-    from frx.data.sources import FolderSource, scan_folder
-
     if not os.path.isdir(root):  # scan_folder's own message would point at --data.root
         raise ConfigError(f"ImageNet-V2 folder {root!r} does not exist; check --data.v2_root")
     classes = [str(i) for i in range(1000)]

@@ -3,7 +3,7 @@ or a multi-hot float vector}.
 
 `make_sources(cfg)` returns the training source and the evaluation sources that the data config
 provides, keyed by split name ("train", "minival", "val", "v2", "real"). Sources: the embedded
-synthetic set, scikit-learn's digits, image folders (here), TFDS ArrayRecord datasets
+synthetic set, scikit-learn's digits, image folders (`frx.data.folder`), TFDS ArrayRecord datasets
 (`frx.data.tfds`), webdataset tar shards (`frx.data.tar_shards`), ImageNet-V2 and ImageNet-ReaL
 (`frx.data.imagenet`); minival splits come from `frx.data.splits`.
 """
@@ -15,10 +15,9 @@ import os
 import numpy as np
 
 from frx.config import ConfigError, DataConfig
+from frx.data.folder import FolderSource, scan_folder
 from frx.data.splits import holdout_per_class, split_train_minival
 from frx.data.synthetic import SyntheticSource
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
 class ArraySource:
@@ -51,55 +50,6 @@ def digits_sources(val_fraction: float = 0.2) -> dict[str, ArraySource]:
         "train": ArraySource(images[train], labels[train], 10, "digits/train"),
         "val": ArraySource(images[val], labels[val], 10, "digits/val"),
     }
-
-
-class FolderSource:
-    """An image folder `root/class_name/*.jpg`: classes are the sorted sub-folder names; records carry
-    the encoded file bytes, decoded by the `decode` op on the host workers."""
-
-    def __init__(self, files: list[str], labels: list[int], classes: list[str], name: str):
-        self.files, self.labels, self.classes, self.name = files, labels, classes, name
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> dict:
-        with open(self.files[index], "rb") as f:
-            return {"image": f.read(), "label": self.labels[index]}
-
-    def select(self, indices, name: str) -> FolderSource:
-        """A split that is a folder source itself, so that its `files` and `labels` are its own."""
-        return FolderSource([self.files[i] for i in indices], [self.labels[i] for i in indices], self.classes, name)
-
-    def __repr__(self) -> str:
-        return f"FolderSource({self.name}, n={len(self)}, classes={len(self.classes)})"
-
-
-def scan_folder(root: str, classes: list[str] | None = None) -> tuple[list[str], list[int], list[str]]:
-    """Lists (files, labels, classes) of an image folder, sorted for determinism."""
-    if not os.path.isdir(root):
-        raise ConfigError(f"image folder {root!r} does not exist; pass --data.root with root/class_name/*.jpg")
-    found = sorted(e.name for e in os.scandir(root) if e.is_dir())
-    classes = found if classes is None else classes
-    missing = sorted(set(found) - set(classes))
-    if missing:
-        raise ConfigError(f"{root!r} has class folders {missing[:3]} that the training folder lacks")
-    files, labels = [], []
-    for label, name in enumerate(classes):
-        folder = os.path.join(root, name)
-        if not os.path.isdir(folder):
-            continue
-        for entry in sorted(os.listdir(folder)):
-            if entry.lower().endswith(IMAGE_EXTENSIONS):
-                files.append(os.path.join(folder, entry))
-                labels.append(label)
-    if not files:
-        raise ConfigError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root!r}/CLASS_NAME/")
-    return files, labels, classes
 
 
 def _split_mode(cfg: DataConfig, default: str) -> str:

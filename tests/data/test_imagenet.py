@@ -49,7 +49,7 @@ def test_real_labels_skip_unlabelled_images_and_become_multi_hot(tmp_path):
 
 def test_eval_batches_carry_multi_hot_labels_and_pad_with_empty_rows(tmp_path):
     _val_folder_with_real(tmp_path)
-    from frx.data.sources import FolderSource, scan_folder
+    from frx.data.folder import FolderSource, scan_folder
 
     val = FolderSource(*scan_folder(str(tmp_path / "val")), "val")
     real = RealSource(val, load_real_labels(str(tmp_path / "real.json")), num_classes=3)
