@@ -10,6 +10,10 @@ Safety (docs/reliability.md, tested in tests/test_ckpt.py):
   checkpoint out of the way with one rename before removing its files;
 - a run resumes from the newest checkpoint that reads back; newer unreadable ones are set aside
   (renamed `<step>.unreadable`), never deleted;
+- silent corruption is caught: once a save is complete, a checksum of every file of it is written
+  into it (`checksums.json`, BLAKE2b), and a restore verifies them first; a checkpoint whose bytes
+  changed is set aside as `<step>.corrupt` and the previous one used (checkpoints without the file,
+  written by an earlier frx or cut off right after their rename, restore unverified);
 - a checkpoint written for another model config is refused;
 - nothing is unpickled: the state is tensorstore/OCDBT arrays plus JSON metadata, the data
   position and the fingerprint are JSON.
@@ -21,16 +25,62 @@ the newest `keep` of them are kept, and those at multiples of `keep_every_steps`
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
+import uuid
 
 import jax
 import orbax.checkpoint as ocp
 
 from frx.config import CheckpointConfig, ConfigError
-from frx.errors import CheckpointWriteError
+from frx.errors import CheckpointReadError, CheckpointWriteError
 
 _TRASH = ".deleting"
+CHECKSUM_FILE = "checksums.json"
+
+
+class CorruptCheckpoint(ValueError):
+    """A checkpoint file whose bytes differ from the checksum written with it."""
+
+
+def _file_digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "blake2b").hexdigest()
+
+
+def _checkpoint_files(step_dir: str) -> list[str]:
+    files = []
+    for root, _, names in os.walk(step_dir):
+        files += [os.path.relpath(os.path.join(root, n), step_dir) for n in names if n != CHECKSUM_FILE]
+    return sorted(files)
+
+
+def write_checksums(step_dir: str) -> None:
+    """Records a BLAKE2b digest of every file of a complete checkpoint, atomically, inside it."""
+    digests = {name: _file_digest(os.path.join(step_dir, name)) for name in _checkpoint_files(step_dir)}
+    tmp = os.path.join(step_dir, f".{CHECKSUM_FILE}.{uuid.uuid4().hex}")
+    with open(tmp, "w") as f:
+        json.dump(digests, f, indent=0, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(step_dir, CHECKSUM_FILE))
+
+
+def verify_checksums(step_dir: str) -> bool:
+    """True when every recorded file is there with its recorded bytes; False when the checkpoint has
+    no checksums to check; raises CorruptCheckpoint naming the first file that differs."""
+    path = os.path.join(step_dir, CHECKSUM_FILE)
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        recorded = json.load(f)
+    for name, digest in recorded.items():
+        file = os.path.join(step_dir, name)
+        if not os.path.exists(file) or _file_digest(file) != digest:
+            raise CorruptCheckpoint(f"{name} does not match the checksum written with the checkpoint")
+    return True
 
 # Orbax splits each replicated array over its replicas when writing ("replica parallel"), which
 # compiles one slicing program per (shape, device): 72 compiles and ~9 s before the first save of a
@@ -81,13 +131,17 @@ def read_arrays(step_dir: str) -> dict:
 
 
 class Checkpointer:
-    def __init__(self, workdir: str, cfg: CheckpointConfig, *, total_steps: int | None = None):
-        self.cfg, self.total_steps = cfg, total_steps
+    """The run folder's checkpoints. `read_only=True` (what `frx eval` uses on a folder that may be
+    training right now) restores only: it creates, cleans up, renames and deletes nothing."""
+
+    def __init__(self, workdir: str, cfg: CheckpointConfig, *, total_steps: int | None = None, read_only: bool = False):
+        self.cfg, self.total_steps, self.read_only = cfg, total_steps, read_only
         self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
         options = ocp.CheckpointManagerOptions(
-            enable_async_checkpointing=cfg.async_save,
-            create=True,
-            cleanup_tmp_directories=True,  # remove what a killed save left behind
+            enable_async_checkpointing=cfg.async_save and not read_only,
+            create=not read_only,
+            read_only=read_only,
+            cleanup_tmp_directories=not read_only,  # remove what a killed save left behind (the lock says it is dead)
         )
         handlers = {"state": _state_handler(), "data": ocp.JsonCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
@@ -126,6 +180,7 @@ class Checkpointer:
         Refuses a checkpoint whose model config differs from `meta["model"]`: restoring it would
         fail on shapes at best and silently train another model at worst.
         """
+        verify_checksums(os.path.join(self.directory, str(step)))  # before any byte of it is trusted
         saved_meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
         if saved_meta.get("model") != meta["model"]:
             changed = sorted(k for k in meta["model"] if saved_meta.get("model", {}).get(k) != meta["model"][k])
@@ -157,16 +212,20 @@ class Checkpointer:
             except ConfigError:
                 raise
             except Exception as e:  # noqa: BLE001  tensorstore, JSON and Orbax errors alike
-                first_error = first_error or e
-                unreadable.append(step)
-                say(f"checkpoint {step} cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                    "trying an older one")
+                first_error = first_error or (step, e)
+                unreadable.append((step, ".corrupt" if isinstance(e, CorruptCheckpoint) else ".unreadable"))
+                say(f"checkpoint {step} cannot be read ({_one_line(e)}); trying an older one")
                 continue
-            for bad in unreadable:
-                self._set_aside(bad, ".unreadable")
-                say(f"set aside unreadable checkpoint {bad} as checkpoints/{bad}.unreadable")
+            for bad, suffix in unreadable:
+                self._set_aside(bad, suffix)
+                say(f"set aside checkpoint {bad} as checkpoints/{bad}{suffix}")
             return step, state, data_state
-        raise first_error
+        step, error = first_error
+        raise CheckpointReadError(
+            f"none of the {len(steps)} checkpoints in {self.directory} can be read (the newest, step {step}: "
+            f"{_one_line(error)}); if frx or the model code changed since they were written, use the version that "
+            "wrote them, else pass another --workdir"
+        ) from error
 
     def wait(self) -> None:
         self._finish_pending()
@@ -186,6 +245,8 @@ class Checkpointer:
         step, self._pending = self._pending, None
         try:
             self.manager.wait_until_finished()
+            if jax.process_index() == 0:  # the files of every process are in place once the save finished
+                write_checksums(os.path.join(self.directory, str(step)))
         except Exception as e:  # noqa: BLE001
             raise self._write_error(step, e) from e
         self._apply_retention()
@@ -194,7 +255,7 @@ class Checkpointer:
         self.manager.reload()
         latest = self.manager.latest_step()
         kept = f"a restart resumes from step {latest}" if latest is not None else "no earlier checkpoint exists"
-        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        reason = _one_line(error)
         return CheckpointWriteError(
             f"writing the checkpoint of step {step} to {self.directory} failed ({reason}); earlier checkpoints are "
             f"intact and {kept}; free disk space or fix the folder's permissions, then run the same command again"
@@ -222,3 +283,8 @@ class Checkpointer:
             shutil.rmtree(target, ignore_errors=True)
             os.rename(os.path.join(self.directory, str(step)), target)
         self.manager.reload()
+
+
+def _one_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200] if text else ''}"

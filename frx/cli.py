@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import dataclasses
 import io
+import os
 import re
 import sys
 
@@ -110,7 +111,10 @@ def cmd_train(argv: list[str]) -> int:
     from frx.distributed import setup_distributed
 
     setup_distributed(cfg.dist)  # before anything touches a device
-    from frx.train import train
+    from frx.train import get_workdir, train
+
+    if os.path.isdir(get_workdir(cfg)) and os.access(get_workdir(cfg), os.W_OK):
+        _ERROR_LOG["folder"] = get_workdir(cfg)
 
     train(cfg)
     return 0
@@ -330,3 +334,30 @@ def main(argv: list[str] | None = None) -> None:
     except RunError as e:  # the run started and stopped; its checkpoints are intact (frx.errors)
         print(f"frx: error: {e}", file=sys.stderr)
         sys.exit(1)
+    except Exception as e:  # noqa: BLE001  anything unforeseen: one line here, the whole traceback in a file
+        path = _write_traceback(_ERROR_LOG["folder"])
+        text = str(e).strip().splitlines()
+        print(f"frx: error: {type(e).__name__}: {text[0][:300] if text else ''} (traceback in {path})", file=sys.stderr)
+        sys.exit(1)
+
+
+# Where an unforeseen error's traceback goes: the run folder once `frx train` knows it, else the
+# temporary folder.
+_ERROR_LOG = {"folder": None}
+
+
+def _write_traceback(folder: str | None) -> str:
+    import tempfile
+    import traceback
+
+    for candidate in (folder, tempfile.gettempdir()):
+        if candidate is None:
+            continue
+        path = os.path.join(candidate, f"frx-error-{os.getpid()}.log")
+        try:
+            with open(path, "w") as f:
+                traceback.print_exc(file=f)
+            return path
+        except OSError:
+            continue
+    return "(not written: no writable folder)"

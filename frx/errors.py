@@ -17,5 +17,9 @@ class DataError(RunError):
     """The training stream cannot produce a batch, e.g. no decodable image among many consecutive records."""
 
 
+class CheckpointReadError(RunError):
+    """No checkpoint of a run folder can be restored (damaged, or written by other code)."""
+
+
 class CheckpointWriteError(RunError):
     """A checkpoint could not be written (full disk, permissions); earlier checkpoints are intact."""

@@ -48,7 +48,16 @@ def _check_parameter_rules(cfg: TrainConfig, abstract_params) -> None:
 def _check_workdir(workdir: str) -> None:
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise ConfigError(f"workdir {workdir!r} exists and is not a folder; pass another --workdir")
-    for name in ("checkpoints", "metrics.jsonl"):
+    existing = workdir
+    while not os.path.exists(existing):  # the folder that would be created first
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f"workdir {workdir!r} would be created under {existing!r}, which is a file; "
+                          "pass another --workdir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{existing!r} is not writable, so the run folder cannot be written; fix its permissions "
+                          "or pass another --workdir")
+    for name in ("checkpoints", "metrics.jsonl", "config.json", ".lock"):
         path = os.path.join(workdir, name)
         if os.path.exists(path) and not os.access(path, os.W_OK):
             raise ConfigError(f"{path!r} is not writable; fix its permissions or pass another --workdir")

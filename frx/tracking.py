@@ -12,6 +12,8 @@ import subprocess
 import time
 import uuid
 
+from frx.errors import RunError
+
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
 RUN_INFO_FILE = "run_info.json"
@@ -52,11 +54,24 @@ def write_json_atomic(path: str, data) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def append_jsonl(path: str, record: dict) -> None:
+    """Appends one JSON line (a record of the run's history; written where losing it is no disaster)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def read_metrics(workdir: str) -> list[dict]:
+    return read_metrics_counted(workdir)[0]
+
+
+def read_metrics_counted(workdir: str) -> tuple[list[dict], int]:
+    """(records, malformed lines) of metrics.jsonl. A line that is not a JSON object with an integer
+    "step" (a write cut short by a kill or a full disk, a damaged block, an edit by hand) is skipped
+    and counted, so that it never blocks a resume or a plot."""
     path = os.path.join(workdir, METRICS_FILE)
     if not os.path.exists(path):
-        return []
-    with open(path) as f:
+        return [], 0
+    with open(path, errors="replace") as f:
         return _parse_records(f.read())
 
 
@@ -66,17 +81,20 @@ def comparable_metrics(workdir: str) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "time" and not k.startswith("perf/")} for r in read_metrics(workdir)]
 
 
-def _parse_records(text: str) -> list[dict]:
-    """JSON lines; a last line cut short (the process was killed mid-write) is dropped."""
-    lines = [line for line in text.split("\n") if line.strip()]
-    records = []
-    for i, line in enumerate(lines):
+def _parse_records(text: str) -> tuple[list[dict], int]:
+    records, malformed = [], 0
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i != len(lines) - 1 or text.endswith("\n"):
-                raise
-    return records
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+        else:
+            malformed += 1
+    return records, malformed
 
 
 def _jsonable(value):
@@ -99,21 +117,28 @@ class MetricsWriter:
 
             self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
-    def truncate_after(self, step: int) -> None:
+    def truncate_after(self, step: int) -> int:
         """On resume, drop events logged after the restored checkpoint (all of them, step=-1, when a
-        run starts afresh): they will be logged again, so the file equals an uninterrupted run's."""
+        run starts afresh): they will be logged again, so the file equals an uninterrupted run's.
+        Malformed lines are dropped too; returns how many there were."""
         if not self.enabled or not os.path.exists(self.path):
-            return
-        kept = [r for r in read_metrics(self.workdir) if r["step"] <= step]
+            return 0
+        records, malformed = read_metrics_counted(self.workdir)
+        kept = [r for r in records if r["step"] <= step]
         write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        return malformed
 
     def write(self, step: int, metrics: dict) -> None:
         if not self.enabled:
             return
         record = {"step": int(step), "time": time.time()}
         record.update({k: _jsonable(v) for k, v in metrics.items()})
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:  # a full disk, a folder that became read-only
+            raise RunError(f"writing {self.path} failed ({e.strerror or e}); the checkpoints written so far are intact; "
+                           "free disk space or fix the folder, then run the same command again") from e
         if self._tb is not None:
             for key, value in metrics.items():
                 if not isinstance(value, str):

@@ -24,11 +24,16 @@ import jax
 from frx import ckpt, faults, models, preemption, preflight, schedules, sharding, tasks, tracking
 from frx import mup as mup_lib
 from frx import state as state_lib
-from frx.config import TrainConfig, from_dict, model_fingerprint, to_dict, validate
+from frx.config import ConfigError, TrainConfig, from_dict, model_fingerprint, to_dict, validate
+from frx.config import changes as config_changes
 from frx.data import pipeline
-from frx.data.sources import make_sources
+from frx.data.sources import EVAL_SPLITS, make_sources
+from frx.run_lock import RunLock
 from frx.step import jit_train_step
 from frx.tasks.base import EvalContext
+
+
+CHANGES_FILE = "config_changes.jsonl"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +83,13 @@ def make_data(cfg: TrainConfig, task: tasks.Task) -> dict:
     counts), and the op strings produce the task's records (run on the first record of each split)."""
     image_size = task.record_schema()["image"].shape[0]  # the resolution the embedded set is drawn at
     sources = make_sources(cfg.data, image_size)
+    unknown = [name for name in cfg.eval.splits if name not in sources and name not in EVAL_SPLITS]
+    if unknown:
+        raise ConfigError(f"eval.splits names {unknown}, which no data source provides; choose from "
+                          f"{', '.join(EVAL_SPLITS)} (this data has {', '.join(s for s in sources if s != 'train')})")
+    if not len(sources["train"]):
+        raise ConfigError(f"the training split is empty after holding out data.minival_fraction="
+                          f"{cfg.data.minival_fraction} of {cfg.data.root or cfg.data.source}; lower it")
     task.check_sources(sources)
     pipeline.check_host_output(sources["train"], task.train_pp, task.record_schema(), "pp_train")
     for name in cfg.eval.splits:
@@ -110,7 +122,12 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     """
     with preemption.StopSignals(cfg.ckpt.save_on_signal) as signals:  # reliability: stop on a signal
         run = setup(cfg)
-        return _Run(run, signals).train()
+        workdir = get_workdir(cfg)
+        os.makedirs(workdir, exist_ok=True)
+        is_main = jax.process_index() == 0
+        # reliability: one process per run folder (before anything in it is cleaned up or written)
+        with RunLock(workdir, say=lambda m: _say(is_main, m), enabled=is_main):
+            return _Run(run, signals).train()
 
 
 class _Run:
@@ -122,7 +139,6 @@ class _Run:
         self.total = run.durations.total_steps
         self.workdir = get_workdir(cfg)
         self.is_main = jax.process_index() == 0
-        os.makedirs(self.workdir, exist_ok=True)
         self.checkpointer = ckpt.Checkpointer(self.workdir, cfg.ckpt, total_steps=self.total)
         self.writer = tracking.MetricsWriter(self.workdir, tensorboard=cfg.log.tensorboard, enabled=self.is_main)
         rows_index, rows_count = sharding.process_batch_slice(run.mesh)  # this process's rows of each batch
@@ -153,10 +169,13 @@ class _Run:
         """(first step, state): the newest readable checkpoint, or a fresh state and run files."""
         start = self.checkpointer.latest_step()
         if start is not None:
+            self._check_config_changes()  # reliability: a resumed run trains what its config.json says
             start, state, data_state = self.checkpointer.restore_latest(  # reliability: newest readable checkpoint
                 self.run.spec.abstract_state, meta=model_fingerprint(self.cfg), say=self.say)
             self.data_iter.set_state(data_state)
-            self.writer.truncate_after(start)
+            malformed = self.writer.truncate_after(start)
+            if malformed:  # reliability: damaged lines of metrics.jsonl are dropped, not fatal
+                self.say(f"metrics.jsonl: dropped {malformed} malformed line(s)")
             self.say(f"resumed {self.workdir} at step {start}/{self.total}")
             return start, state
         self.writer.truncate_after(-1)  # reliability: a run killed before its first checkpoint starts afresh
@@ -164,6 +183,31 @@ class _Run:
         if self.is_main:
             self._write_run_files()
         return 0, state
+
+    def _check_config_changes(self) -> None:
+        """Refuses to resume with settings that change the computation, unless resume.allow_changes;
+        then config.json takes the new settings and config_changes.jsonl records what changed."""
+        path = os.path.join(self.workdir, tracking.CONFIG_FILE)
+        if not os.path.exists(path):
+            return
+        try:
+            with open(path) as f:
+                old = to_dict(from_dict(TrainConfig, json.load(f)))
+        except (ValueError, TypeError, AttributeError) as e:
+            raise ConfigError(f"{path} cannot be read ({type(e).__name__}: {e}); restore it or pass another --workdir") from None
+        changes = config_changes.computation_changes(old, to_dict(self.cfg))
+        if not changes:
+            return
+        if not self.cfg.resume.allow_changes:
+            raise ConfigError(f"resuming {self.workdir} with settings that change the computation: "
+                              f"{config_changes.describe(changes)}; use the run's settings, another --workdir, or "
+                              "--resume.allow_changes True to continue with the new ones")
+        if self.is_main:
+            tracking.append_jsonl(os.path.join(self.workdir, CHANGES_FILE),
+                                  {"time": time.time(), "resumed_at_step": self.checkpointer.latest_step(),
+                                   "changes": {k: list(v) for k, v in changes.items()}})
+            tracking.write_json_atomic(path, to_dict(self.cfg))
+        self.say(f"resuming with changed settings (recorded in {CHANGES_FILE}): {config_changes.describe(changes)}")
 
     def _write_run_files(self) -> None:
         run, params = self.run, self.run.spec.abstract_params
@@ -255,7 +299,7 @@ def evaluate_run(workdir: str, splits: list[str] | None = None) -> dict[str, flo
     if splits:
         cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, splits=tuple(splits)))
     run = setup(cfg)
-    checkpointer = ckpt.Checkpointer(workdir, dataclasses.replace(cfg.ckpt, async_save=False))
+    checkpointer = ckpt.Checkpointer(workdir, cfg.ckpt, read_only=True)  # the run may be training right now
     step = checkpointer.latest_step()
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}")

@@ -60,3 +60,18 @@ def test_presets_command_lists_every_preset(capsys):
     out = capsys.readouterr().out
     for name in presets.names():
         assert name in out
+
+
+def test_an_unforeseen_error_is_one_line_with_the_traceback_in_a_file(monkeypatch, capsys):
+    def broken(argv):
+        raise RuntimeError("something nobody planned for\nwith a second line")
+
+    monkeypatch.setitem(cli.COMMANDS, "presets", broken)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["presets"])
+    assert info.value.code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("frx: error: RuntimeError: something nobody planned for (traceback in ")
+    path = line.rsplit("traceback in ", 1)[1].rstrip(")")
+    with open(path) as f:
+        assert "Traceback" in f.read()

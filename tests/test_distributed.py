@@ -143,8 +143,10 @@ def test_two_processes_train_checkpoint_and_resume_like_one_process(tmp_path):
     assert "4 cpu device(s) in 2 process(es), mesh data=1 fsdp=4 tensor=1, rules fsdp" in out[0]
     state_dir = two / "checkpoints" / "3" / "state"
     assert (state_dir / "ocdbt.process_0").exists() and (state_dir / "ocdbt.process_1").exists()  # both wrote shards
-    # A second launch resumes from step 3, on another mesh: Orbax reshards on restore.
-    out = _launch_two_processes(two, total_steps=6, mesh=["--mesh.data", "2", "--mesh.fsdp", "2"])
+    # A second launch resumes from step 3, on another mesh: Orbax reshards on restore. (A longer run is
+    # a change of the computation, which a resume must allow explicitly.)
+    out = _launch_two_processes(two, total_steps=6, mesh=["--mesh.data", "2", "--mesh.fsdp", "2",
+                                                          "--resume.allow_changes", "True"])
     assert "resumed" in out[0] and "mesh data=2 fsdp=2 tensor=1" in out[0]
     assert json.loads((two / "run_info.json").read_text())["processes"] == 2
 

@@ -102,7 +102,7 @@ def test_counters_add_up_skipped_and_converted_records_of_a_batch():
     batch = {"skipped": jnp.array([0, 2, 2, 5, 0], jnp.int8), "converted": jnp.array([1, 0, 6, 0, 1], jnp.int8)}
     counters = faults.count(counters, jnp.int32(0), jnp.bool_(False), batch)
     counters = faults.count(counters, jnp.int32(1), jnp.bool_(True), batch)
-    assert counters["skipped_records"].tolist() == [0, 4, 0, 0, 2]
+    assert counters["skipped_records"].tolist() == [0, 4, 0, 0, 2, 0, 0]
     assert counters["converted_records"].tolist() == [4, 0, 0, 0, 0, 2]
     assert int(counters["nonfinite_steps"]) == 1 and int(counters["first_nonfinite_step"]) == 2
     metrics = jax.device_get(faults.step_metrics(counters))

@@ -7,6 +7,7 @@ dataclass that validates its own fields (`validate(prefix)`), next to its defini
     data.py    sources and op strings          optim.py  optimizer and schedule
     mup.py     the parametrization's fields    run.py    mesh, processes, checkpoints, eval, logs, faults
     train.py   TrainConfig: the sections together, cross-section checks, JSON round trips
+    changes.py which fields a resumed run may change
 
 This package imports no JAX and nothing else from frx, so the command line stays fast; checks that
 need devices, datasets or parameter shapes run in `frx.train.setup` before anything is compiled.
@@ -17,7 +18,8 @@ from frx.config.data import DataConfig, SyntheticConfig
 from frx.config.model import MODEL_CONFIGS, VIT_VARIANTS, AnyModelConfig, ModelDims, ViTConfig
 from frx.config.mup import MupConfig
 from frx.config.optim import OptimConfig, ScheduleConfig
-from frx.config.run import CheckpointConfig, DistConfig, EvalConfig, FaultConfig, LogConfig, MeshConfig
+from frx.config.run import (CheckpointConfig, DistConfig, EvalConfig, FaultConfig, LogConfig, MeshConfig,
+                            ResumeConfig)
 from frx.config.train import TrainConfig, from_dict, model_fingerprint, to_dict, validate
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "ModelDims",
     "MupConfig",
     "OptimConfig",
+    "ResumeConfig",
     "ScheduleConfig",
     "SyntheticConfig",
     "TrainConfig",

@@ -70,6 +70,10 @@ class DataConfig:
     """Mixup Beta(p, p) concentration; 0 turns mixup off (big_vision uses 0.2)."""
     synthetic: SyntheticConfig = SyntheticConfig()
     """Settings of the embedded synthetic dataset."""
+    max_file_mb: float = 64.0
+    """Files larger than this many MiB are skipped and counted (data/skipped/too_large) without being read."""
+    max_pixels: int = 50_000_000
+    """Images with more pixels are skipped from their header (too_large) unless an op string gives decode(max_pixels=)."""
     workers: int = 0
     """Host worker processes for decoding (0 = threads in the training process)."""
     threads: int = 2
@@ -88,6 +92,9 @@ class DataConfig:
             raise ConfigError(f"{prefix}.mixup_p must be >= 0, got {self.mixup_p}")
         if self.source == "synthetic":
             self.synthetic.validate(f"{prefix}.synthetic")
+        if not self.max_file_mb > 0 or self.max_pixels < 1:
+            raise ConfigError(f"{prefix}.max_file_mb and {prefix}.max_pixels must be positive, got "
+                              f"{self.max_file_mb}, {self.max_pixels}")
         if self.workers < 0 or self.threads < 0:
             raise ConfigError(f"{prefix}.workers and {prefix}.threads must be >= 0")
 

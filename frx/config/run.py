@@ -113,6 +113,17 @@ class CheckpointConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ResumeConfig:
+    """What happens when the run folder already holds a run (frx.config.changes)."""
+
+    allow_changes: bool = False
+    """Resume even though fields that change the computation (batch size, lr, seed, ...) differ from the run's config.json; the change is recorded in config_changes.jsonl."""
+
+    def validate(self, prefix: str = "resume") -> None:
+        pass
+
+
+@dataclasses.dataclass(frozen=True)
 class EvalConfig:
     """Periodic evaluation with the task's evaluators (classification: top-1/top-5 accuracy and loss)."""
 

@@ -15,7 +15,8 @@ from frx.config.data import DataConfig
 from frx.config.model import MODEL_CONFIGS, AnyModelConfig, ViTConfig
 from frx.config.mup import MupConfig
 from frx.config.optim import OptimConfig, ScheduleConfig
-from frx.config.run import CheckpointConfig, DistConfig, EvalConfig, FaultConfig, LogConfig, MeshConfig
+from frx.config.run import (CheckpointConfig, DistConfig, EvalConfig, FaultConfig, LogConfig, MeshConfig,
+                            ResumeConfig)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,8 @@ class TrainConfig:
     """Multi-process (multi-host) start-up."""
     ckpt: CheckpointConfig = CheckpointConfig()
     """Checkpointing."""
+    resume: ResumeConfig = ResumeConfig()
+    """Resuming a run folder with other settings."""
     eval: EvalConfig = EvalConfig()
     """Evaluation."""
     log: LogConfig = LogConfig()

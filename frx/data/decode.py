@@ -5,7 +5,8 @@ What real folders contain, and what happens to it (docs/reliability.md, "Bad dat
   JPEGs, RGBA (alpha dropped, as TF's `decode_image(channels=3)` does), 16-bit greyscale PNG
   (Pillow's own `convert("RGB")` saturates it to white; here it keeps the high byte, as libpng's
   `png_set_strip_16` does) and 16-bit RGB(A) PNG (Pillow itself keeps the high byte);
-- refused with a reason: zero-byte data ("empty"), data no decoder recognises ("unreadable"), a
+- refused with a reason (and, by frx.data.files, files that cannot be read: "not_a_file",
+  "missing", "unreadable", "too_large"): zero-byte data ("empty"), data no decoder recognises ("unreadable"), a
   recognised format whose data is cut short or broken ("corrupt"), more pixels than `max_pixels`
   ("too_large", checked from the header before any pixel is decoded, so a decompression bomb costs
   nothing), and modes with no faithful 8-bit RGB meaning such as 32-bit float ("unsupported").
@@ -27,7 +28,7 @@ import numpy as np
 
 # Reasons a record is skipped and kinds of conversion, in the order of the counters kept in the
 # training state (frx.faults); code 0 means "none". Append only: codes are stored in checkpoints.
-SKIP_REASONS = ("empty", "unreadable", "corrupt", "too_large", "unsupported")
+SKIP_REASONS = ("empty", "unreadable", "corrupt", "too_large", "unsupported", "not_a_file", "missing")
 CONVERSIONS = ("grey", "palette", "cmyk", "alpha", "16bit", "other")
 
 # Pillow's own default limit (Image.MAX_IMAGE_PIXELS): about a quarter of a gigabyte at 24 bits.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from frx.config import ConfigError
+from frx.data.files import DEFAULT_MAX_FILE_MB, read_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -14,8 +15,9 @@ class FolderSource:
     """An image folder `root/class_name/*.jpg`: classes are the sorted sub-folder names; records carry
     the encoded file bytes, decoded by the `decode` op on the host workers."""
 
-    def __init__(self, files: list[str], labels: list[int], classes: list[str], name: str):
-        self.files, self.labels, self.classes, self.name = files, labels, classes, name
+    def __init__(self, files: list[str], labels: list[int], classes: list[str], name: str, *,
+                 max_bytes: int = int(DEFAULT_MAX_FILE_MB * 2**20)):
+        self.files, self.labels, self.classes, self.name, self.max_bytes = files, labels, classes, name, max_bytes
 
     @property
     def num_classes(self) -> int:
@@ -25,12 +27,13 @@ class FolderSource:
         return len(self.files)
 
     def __getitem__(self, index: int) -> dict:
-        with open(self.files[index], "rb") as f:
-            return {"image": f.read(), "label": self.labels[index]}
+        """The record of file `index`; a file that cannot be read raises decode.BadImage (frx.data.files)."""
+        return {"image": read_file(self.files[index], self.max_bytes), "label": self.labels[index]}
 
     def select(self, indices, name: str) -> FolderSource:
         """A split that is a folder source itself, so that its `files` and `labels` are its own."""
-        return FolderSource([self.files[i] for i in indices], [self.labels[i] for i in indices], self.classes, name)
+        return FolderSource([self.files[i] for i in indices], [self.labels[i] for i in indices], self.classes, name,
+                            max_bytes=self.max_bytes)
 
     def __repr__(self) -> str:
         return f"FolderSource({self.name}, n={len(self)}, classes={len(self.classes)})"

@@ -22,6 +22,17 @@ def _as_pair(size) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
+def _check_size(op: str, size, *, optional: bool = False) -> None:
+    """Refuses a size argument that is not a positive int or (height, width) when the op string is
+    parsed, not later inside a worker."""
+    if optional and size is None:
+        return
+    pair = (size, size) if isinstance(size, int) else size
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+            and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in pair)):
+        raise ConfigError(f"{op}: size must be a positive int or (height, width), got {size!r}")
+
+
 def _to_uint8(image: np.ndarray) -> np.ndarray:
     """Clip to [0, 255] and truncate, as tf.cast(tf.clip_by_value(x, 0, 255), uint8)."""
     return np.clip(image, 0, 255).astype(np.uint8)
@@ -92,13 +103,17 @@ def _resizer(method: str):
 @host_op("decode")
 def decode(max_pixels: int | None = None):
     """Encoded bytes (JPEG, PNG, ...) or an array -> uint8 RGB. Images with more than `max_pixels`
-    pixels (default: Pillow's limit, 89,478,485) are refused from their header (frx.data.decode)."""
+    pixels are refused from their header (frx.data.decode); a training run passes data.max_pixels,
+    other callers get Pillow's limit, 89,478,485."""
+    if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels < 1):
+        raise ConfigError(f"decode: max_pixels must be a positive int, got {max_pixels!r}")
     return lambda image, rng: decode_image(image, max_pixels)
 
 
 @host_op("resize")
 def resize(size, method: str = "bilinear"):
     """Resize to size x size (or (h, w)) without keeping the aspect ratio."""
+    _check_size("resize", size)
     fn = _resizer(method)
     return lambda image, rng: _to_uint8(fn(image, size))
 
@@ -107,6 +122,8 @@ def resize(size, method: str = "bilinear"):
 def resize_small(size: int, method: str = "area"):
     """Resize so that the shorter side is `size`, keeping the aspect ratio (big_vision's eval resize;
     new sides are round(side * size / min(h, w)))."""
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ConfigError(f"resize_small: size must be a positive int, got {size!r}")
     fn = _resizer(method)
 
     def run(image, rng):
@@ -120,6 +137,7 @@ def resize_small(size: int, method: str = "area"):
 @host_op("central_crop")
 def central_crop(size):
     """Crop the centre size x size (offsets (H - h) // 2, (W - w) // 2)."""
+    _check_size("central_crop", size)
     h, w = _as_pair(size)
 
     def run(image, rng):
@@ -137,6 +155,7 @@ def random_resized_crop(size, scale_min: float = 0.08, scale_max: float = 1.0, r
     """torchvision's RandomResizedCrop sampler (area uniform, aspect log-uniform, 10 attempts, centre
     crop fallback; `crops.random_resized_crop_box`), then a bilinear resize without antialiasing.
     For comparison with `inception_crop`, whose law differs."""
+    _check_size("random_resized_crop", size)
 
     def run(image, rng: np.random.Generator):
         y, x, h, w = random_resized_crop_box(rng, image.shape[0], image.shape[1], (scale_min, scale_max),
@@ -153,6 +172,7 @@ def inception_crop(size=None, area_min: float = 5, area_max: float = 100, ratio_
     (`crops.inception_crop_box`; area in percent of the image, aspect width/height), then, when
     `size` is given, a resize to size x size without keeping the aspect ratio (bilinear,
     half-pixel centres, no antialiasing, clip and truncate to uint8)."""
+    _check_size("inception_crop", size, optional=True)
     area_range = (area_min / 100, area_max / 100)
     if not 0 < area_range[0] <= area_range[1] <= 1:
         raise ConfigError(f"inception_crop needs 0 < area_min <= area_max <= 100, got ({area_min}, {area_max})")
@@ -168,11 +188,11 @@ def inception_crop(size=None, area_min: float = 5, area_max: float = 100, ratio_
 
 @host_op("decode_jpeg_and_inception_crop")
 def decode_jpeg_and_inception_crop(size=None, area_min: float = 5, area_max: float = 100, ratio_min: float = 0.75,
-                                   ratio_max: float = 1.33, method: str = "bilinear"):
+                                   ratio_max: float = 1.33, method: str = "bilinear", max_pixels: int | None = None):
     """big_vision's fused op, spelled as decode followed by `inception_crop` (same crop law; the
     pixels come from a full decode rather than libjpeg's cropped decode)."""
-    crop = inception_crop(size, area_min, area_max, ratio_min, ratio_max, method)
-    return lambda image, rng: crop(decode_image(image), rng)
+    crop, decoded = inception_crop(size, area_min, area_max, ratio_min, ratio_max, method), decode(max_pixels)
+    return lambda image, rng: crop(decoded(image, rng), rng)
 
 
 @host_op("flip_lr")

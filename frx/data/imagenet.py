@@ -24,7 +24,7 @@ from frx.data.folder import FolderSource, scan_folder
 _VAL_NAME = re.compile(r"ILSVRC2012_val_(\d{8})")
 
 
-def imagenet_v2_folder(root: str, name: str = "imagenet_v2"):
+def imagenet_v2_folder(root: str, name: str = "imagenet_v2", **folder_options):
     """An ImageNet-V2 folder: sub-folders 0..999 hold the images of that class index. Listing the
     class names in index order makes an image folder's label the folder's number, not its rank
     among the sorted names ("10" < "2")."""
@@ -36,7 +36,7 @@ def imagenet_v2_folder(root: str, name: str = "imagenet_v2"):
     except ConfigError as e:
         raise ConfigError(f"{root!r} is not an ImageNet-V2 folder, whose sub-folders are class indices 0..999: "
                           f"{e}") from None
-    return FolderSource(files, labels, classes, name)
+    return FolderSource(files, labels, classes, name, **folder_options)
 
 
 def load_real_labels(path: str) -> list[list[int]]:

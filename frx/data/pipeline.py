@@ -54,9 +54,9 @@ class ReplaceBadRecords(grain.MapDataset):
             return self.slice(index)
         skipped, error = 0, None
         for offset in range(MAX_CONSECUTIVE_BAD):
-            record = self._parent[index + offset]
             rng = np.random.default_rng((self._seed, index))  # position g's randomness, whichever record fills it
-            try:
+            try:  # reading the record can fail too: a file that is gone, a pipe, no permission (frx.data.files)
+                record = self._parent[index + offset]
                 with decode.conversions() as seen:
                     out = self._fn(dict(record), rng)
             except decode.BadImage as e:
@@ -147,7 +147,7 @@ class _EvalRecord(grain.transforms.Map):
     def map(self, index: int) -> dict:
         if index < self.count:
             try:
-                record = self.fn(dict(self.source[index]), np.random.default_rng(index))
+                record = self.fn(dict(self.source[index]), np.random.default_rng(index))  # reading fails like decoding
             except decode.BadImage:  # counted, and left out of the metrics like padding
                 return self._padding(skipped=True)
             try:

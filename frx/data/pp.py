@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from frx.config import ConfigError
+from frx.config import ConfigError, DataConfig
 from frx.data import device_ops, host_ops, randaug  # noqa: F401  (they register the built-in ops)
 from frx.data.op_registry import DEVICE_OPS, HOST_OPS
 
@@ -94,11 +94,19 @@ def _build(registry: dict, call: OpCall) -> Callable:
         raise ConfigError(f"bad arguments for preprocessing op {call}: {e}") from None
 
 
-def make_pipeline(pp: str) -> Pipeline:
+def data_op_defaults(data: DataConfig) -> dict[str, dict]:
+    """Arguments the data config gives ops that an op string leaves out: the pixel cap of decoding."""
+    return {"decode": {"max_pixels": data.max_pixels}, "decode_jpeg_and_inception_crop": {"max_pixels": data.max_pixels}}
+
+
+def make_pipeline(pp: str, defaults: dict[str, dict] | None = None) -> Pipeline:
     """Parses and checks a pp string: every op is known, its arguments are accepted, and host ops
-    precede device ops."""
+    precede device ops. `defaults` gives keyword arguments per op name for calls that leave them out
+    (e.g. `data_op_defaults(cfg.data)`)."""
     host, device = [], []
     for call in parse(pp):
+        if defaults and call.name in defaults:
+            call = dataclasses.replace(call, kwargs={**defaults[call.name], **call.kwargs})
         if call.name in HOST_OPS:
             if device:
                 raise ConfigError(f"host op {call.name!r} comes after device op {device[-1].name!r} in {pp!r}; move it earlier")

@@ -52,6 +52,15 @@ def digits_sources(val_fraction: float = 0.2) -> dict[str, ArraySource]:
     }
 
 
+# The evaluation splits a data config can provide (`eval.splits` names them; those the data lacks are
+# left out, e.g. "real" without ImageNet-ReaL labels).
+EVAL_SPLITS = ("val", "minival", "v2", "real")
+
+
+def max_file_bytes(cfg: DataConfig) -> int:
+    return int(cfg.max_file_mb * 2**20)
+
+
 def _split_mode(cfg: DataConfig, default: str) -> str:
     return default if cfg.minival_split == "auto" else cfg.minival_split
 
@@ -59,10 +68,12 @@ def _split_mode(cfg: DataConfig, default: str) -> str:
 def folder_sources(cfg: DataConfig) -> dict:
     files, labels, classes = scan_folder(cfg.root)
     keys = [os.path.relpath(f, cfg.root) for f in files]
-    sources = split_train_minival(FolderSource(files, labels, classes, cfg.root), _split_mode(cfg, "per_class"),
+    train = FolderSource(files, labels, classes, cfg.root, max_bytes=max_file_bytes(cfg))
+    sources = split_train_minival(train, _split_mode(cfg, "per_class"),
                                   cfg.minival_fraction, keys=keys, labels=labels, subset=FolderSource.select)
     if cfg.val_root:
-        sources["val"] = FolderSource(*scan_folder(cfg.val_root, classes), f"{cfg.val_root}:val")
+        sources["val"] = FolderSource(*scan_folder(cfg.val_root, classes), f"{cfg.val_root}:val",
+                                      max_bytes=max_file_bytes(cfg))
     return _add_imagenet_evals(cfg, sources, len(classes))
 
 
@@ -103,7 +114,7 @@ def _add_imagenet_evals(cfg: DataConfig, sources: dict, num_classes: int, tfds_r
         name = "imagenet_v2/matched-frequency" if os.path.isdir(config) else "imagenet_v2"
         sources["v2"] = tfds.TfdsSource(tfds.find_dataset_dir(v2_dir, name), "test", num_classes=num_classes)
     elif cfg.v2_root:
-        sources["v2"] = imagenet.imagenet_v2_folder(cfg.v2_root)
+        sources["v2"] = imagenet.imagenet_v2_folder(cfg.v2_root, max_bytes=max_file_bytes(cfg))
     if cfg.real_json:
         if "val" not in sources:
             raise ConfigError("data.real_json scores the validation images, but no validation set is configured; "

@@ -26,8 +26,9 @@ MODES = ("per_class", "hash", "tail")
 
 
 def stable_hash(text: str) -> int:
-    """A hash that is the same in every process and on every machine (unlike Python's hash())."""
-    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "little")
+    """A hash that is the same in every process and on every machine (unlike Python's hash()).
+    File names that are not UTF-8 reach Python with surrogate escapes; they hash as their raw bytes."""
+    return int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogateescape")).digest()[:8], "little")
 
 
 def _unit_hash_of_indices(n: int, salt: int) -> np.ndarray:

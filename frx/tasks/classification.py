@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from frx import evals, losses, sharding
 from frx.config import ConfigError, TrainConfig
 from frx.data.device_ops import mix, mixup_weight, shard_neighbours
-from frx.data.pp import Pipeline, make_pipeline
+from frx.data.pp import Pipeline, data_op_defaults, make_pipeline
 from frx.data.schema import Field, Schema
 from frx.tasks.base import EvalContext
 
@@ -44,6 +44,8 @@ class Classification:
 
     def check_sources(self, sources: dict) -> None:
         found = sources["train"].num_classes
+        if found < 2:
+            raise ConfigError(f"the training data has {found} class; classification needs at least 2 (check --data.root)")
         if found != self.num_classes:
             raise ConfigError(f"the training data has {found} classes but model.num_classes is {self.num_classes}; "
                               f"set --model.num_classes {found}")
@@ -81,4 +83,5 @@ class Classification:
 
 
 def make(cfg: TrainConfig) -> Classification:
-    return Classification(cfg, make_pipeline(cfg.data.pp_train), make_pipeline(cfg.data.pp_eval))
+    defaults = data_op_defaults(cfg.data)
+    return Classification(cfg, make_pipeline(cfg.data.pp_train, defaults), make_pipeline(cfg.data.pp_eval, defaults))

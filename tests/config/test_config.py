@@ -70,6 +70,7 @@ BAD_CONFIGS = [
     (dict(optim__wd=float("nan")), "optim.wd must be a finite number, got nan"),
     (dict(total_steps=None, total_epochs=float("inf")), "total_epochs must be a finite number, got inf"),
     (dict(data__mixup_p=float("nan")), "data.mixup_p must be a finite number, got nan"),
+    (dict(schedule__warmup_steps=None, schedule__warmup_epochs=float("nan")), "schedule.warmup_epochs must be a finite number"),
     (dict(model__image_size=0), "model.image_size must be positive, got 0"),
     (dict(workdir=""), "workdir is empty"),
     (dict(optim__eps=0.0), "optim.eps must be positive"),

@@ -142,3 +142,12 @@ def test_a_source_with_no_decodable_image_stops_with_an_error_instead_of_hanging
                                      batch_size=2, seed=0)
     with pytest.raises(DataError, match=r"none of 50 consecutive training records .* could be decoded"):
         ds[0]
+
+
+def test_records_of_mixed_sizes_without_a_resize_stop_with_one_line_naming_the_fix():
+    images = [np.zeros((16, 16, 3), np.uint8)] * 3 + [np.zeros((20, 16, 3), np.uint8)]
+    source = _ListSource([{"image": image, "label": 0} for image in images])
+    ds = pipeline.make_train_dataset(source, make_pipeline("decode"), image_schema(16), batch_size=4, seed=0)
+    with pytest.raises(DataError, match="training record at stream position \\d: the host ops produced 'image' of "
+                                        "shape 20x16x3 but the task expects 16x16x3; end the host ops with a crop/resize"):
+        ds[0]

@@ -60,3 +60,18 @@ def test_a_whole_record_op_registers_without_a_key():
             make_pipeline("swap_test_fields('x', key='y')")
     finally:
         del op_registry.HOST_OPS["swap_test_fields"]
+
+
+def test_the_data_config_caps_the_pixels_decode_accepts():
+    from frx.config import DataConfig
+    from frx.data.decode import BadImage
+    from frx.data.pp import data_op_defaults
+    from tests.support.hostile_folder import jpeg_declaring
+
+    bomb = {"image": jpeg_declaring(9000, 9000)}  # 81 MP declared in a few hundred bytes
+    capped = make_pipeline("decode", data_op_defaults(DataConfig())).host_fn()
+    with pytest.raises(BadImage, match="too_large: 9000x9000 pixels exceed max_pixels=50000000"):
+        capped(bomb, None)
+    explicit = make_pipeline("decode(max_pixels=1000)", data_op_defaults(DataConfig())).host_fn()
+    with pytest.raises(BadImage, match="exceed max_pixels=1000"):  # the op string's own argument wins
+        explicit(bomb, None)

@@ -2,6 +2,8 @@
 big_vision's tail; empty holdouts are left out."""
 
 
+import os
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,10 @@ def test_an_empty_holdout_is_left_out_rather_than_scored(tmp_path):
     sources = make_sources(DataConfig(source="folder", root=str(tmp_path), minival_fraction=0.01), 16)
     assert set(sources) == {"train"} and len(sources["train"]) == 6
     assert set(splits.split_train_minival(list(range(5)), "tail", 0.01)) == {"train"}  # round(4.95) = 5 train
+
+
+def test_keys_that_are_not_utf8_hash_as_their_bytes():
+    name = os.fsdecode(b"class/caf\xe9.jpg")  # how Python lists a Latin-1 file name
+    assert splits.stable_hash(name) == splits.stable_hash(os.fsdecode(b"class/caf\xe9.jpg"))
+    assert splits.stable_hash(name) != splits.stable_hash("class/café.jpg")
+    assert holdout_per_class([name, "class/b.jpg"], [0, 0], 0.5)[1] in ([0], [1])

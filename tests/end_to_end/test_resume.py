@@ -51,13 +51,13 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("jax-cache")
 
 
-def _start(workdir, log_path, cache):
+def _start(workdir, log_path, cache, extra=()):
     """`frx train` in the background, its output going to `log_path` (readable while it runs)."""
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2", "FRX_LAUNCHED": "1"}
     if cache is not None:
         env.update(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-    cmd = [sys.executable, "-m", "frx", "train", "demo", "--workdir", str(workdir), *TINY_CLI, *ARGS]
+    cmd = [sys.executable, "-m", "frx", "train", "demo", "--workdir", str(workdir), *TINY_CLI, *ARGS, *extra]
     with open(log_path, "w") as log:
         return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
 
@@ -136,7 +136,7 @@ def test_five_runs_killed_at_random_moments_resume_to_the_bitwise_identical_end(
     assert mid_save_kills == 1, "the kill aimed at a checkpoint write landed after the write finished"
 
     out = _finish(workdir, tmp_path / "final.log", cache)
-    assert "resumed" in out
+    assert "resumed" in out and "run folder lock: taking over from pid" in out  # the killed run's lock
     assert not _temporary_folders(workdir)  # the killed writes' leftovers were cleaned up
     assert_matches_reference(workdir, reference, finished=True)
 
@@ -161,3 +161,23 @@ def test_sigterm_saves_a_checkpoint_at_the_next_step_boundary_and_exits_0(refere
     if stopped_at % 10:  # the stop's checkpoint was temporary: gone once a newer one was complete
         assert stopped_at not in complete_steps(workdir)
     assert_matches_reference(workdir, reference, finished=True)
+
+
+@pytest.mark.slow
+def test_a_second_run_on_a_live_folder_is_refused_and_nothing_is_lost(cache, tmp_path):
+    """Two processes, one folder: the second stops with one line naming the first, which trains on
+    to its end untouched: no checkpoint deleted, every step logged once and in order."""
+    workdir, longer = tmp_path / "shared", ("--total_steps", "300")
+    first = _start(workdir, tmp_path / "first.log", cache, extra=longer)
+    assert _wait_for(first, lambda: _training(tmp_path / "first.log") and _last_logged_step(workdir) >= 12)
+    second = _start(workdir, tmp_path / "second.log", cache, extra=longer)
+    second.wait(timeout=300)
+    lines = (tmp_path / "second.log").read_text().strip().splitlines()
+    assert first.poll() is None, "the first run ended before the second one tried: make it longer"
+    assert second.returncode == 2 and lines[-1].startswith(f"frx: error: the run folder {workdir} is in use by "
+                                                           f"pid {first.pid}")
+    first.wait(timeout=600)
+    assert first.returncode == 0, (tmp_path / "first.log").read_text()
+    steps = [r["step"] for r in tracking.read_metrics(str(workdir)) if "train/loss" in r]
+    assert steps == list(range(1, 301))
+    assert complete_steps(workdir)[-1] == 300 and not _temporary_folders(workdir)
