@@ -10,6 +10,7 @@ synthetic set, scikit-learn's digits, image folders (here), TFDS ArrayRecord dat
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -168,6 +169,12 @@ def _add_imagenet_evals(cfg: DataConfig, sources: dict, num_classes: int, tfds_r
 
 def make_sources(cfg: DataConfig, image_size: int) -> dict:
     """The sources of a data config, keyed by split; `image_size` is the synthetic resolution."""
+    if cfg.minival_fraction is None:  # unset: big_vision's 1%, but arrays are used as given (frx.data.arrays)
+        cfg = dataclasses.replace(cfg, minival_fraction=0.0 if cfg.source == "arrays" else 0.01)
+    if cfg.source == "arrays":
+        from frx.data.arrays import arrays_sources
+
+        return arrays_sources(cfg)
     if cfg.source == "synthetic":
         return {split: SyntheticSource(cfg.synthetic, split, image_size) for split in ("train", "val")}
     if cfg.source == "digits":
@@ -178,4 +185,4 @@ def make_sources(cfg: DataConfig, image_size: int) -> dict:
         return tfds_sources(cfg)
     if cfg.source == "tar":
         return tar_sources(cfg)
-    raise ConfigError(f"unknown data source {cfg.source!r}; use synthetic, digits, folder, tfds or tar")
+    raise ConfigError(f"unknown data source {cfg.source!r}; use synthetic, digits, folder, tfds, tar or arrays")
