@@ -14,7 +14,7 @@ import json
 import math
 import re
 import typing
-from typing import Literal
+from typing import Annotated, Literal
 
 __all__ = [
     "CheckpointConfig",
@@ -23,6 +23,7 @@ __all__ = [
     "DistConfig",
     "EvalConfig",
     "FaultConfig",
+    "InitConfig",
     "LogConfig",
     "MeshConfig",
     "ModelConfig",
@@ -185,10 +186,10 @@ class DataConfig:
     and produce fixed-size uint8 images; device ops (value_range, ...) then run inside the jitted step.
     """
 
-    source: Literal["synthetic", "digits", "folder", "tfds", "tar"] = "synthetic"
-    """Embedded synthetic set, scikit-learn's digits, an image folder `root/class_name/*.jpg`, a TFDS data dir prepared as ArrayRecord, or webdataset-style tar shards."""
+    source: Literal["synthetic", "digits", "folder", "tfds", "tar", "arrays"] = "synthetic"
+    """Embedded synthetic set, scikit-learn's digits, an image folder `root/class_name/*.jpg`, a TFDS data dir prepared as ArrayRecord, webdataset-style tar shards, or arrays in an .npz (frx.data.arrays)."""
     root: str | None = None
-    """Image-folder root (folder), TFDS data dir (tfds), or shard pattern such as `/data/train-{0000..0146}.tar` (tar)."""
+    """Image-folder root (folder), TFDS data dir (tfds), shard pattern such as `/data/train-{0000..0146}.tar` (tar), or FILE.npz (arrays)."""
     val_root: str | None = None
     """Validation images evaluated as "val": a folder with the training class sub-folders, or a tar shard pattern (TFDS uses its validation split)."""
     tfds_name: str = "imagenet2012"
@@ -197,8 +198,8 @@ class DataConfig:
     """ImageNet-V2 for the "v2" eval: its folder (sub-folders 0..999) or a TFDS data dir; source=tfds also looks for imagenet_v2 in its root."""
     real_json: str | None = None
     """ImageNet-ReaL labels (real.json) of the validation images for the "real" eval; source=tfds also uses a prepared imagenet2012_real."""
-    minival_fraction: float = 0.01
-    """Fraction of the training images held out as "minival" (0 keeps them all for training)."""
+    minival_fraction: float | None = None
+    """Fraction of the training images held out as "minival" (0 keeps them all for training); unset: 0.01 (big_vision), none for arrays."""
     minival_split: Literal["auto", "per_class", "hash", "tail"] = "auto"
     """How minival is chosen: per_class (exact per class), hash (balanced in expectation, any order), tail (big_vision's train[99%:]); auto = per_class for folders, tail for TFDS, hash for tar."""
     pp_train: str = "decode|random_resized_crop(224)|flip_lr|value_range(-1,1)"
@@ -360,6 +361,10 @@ class LogConfig:
     """Show a progress bar with img/s and ETA."""
     plots: bool = True
     """Write loss, learning-rate and accuracy plots at the end of the run."""
+    wandb: str | None = None
+    """Also log config and metrics to this Weights & Biases project (needs `pip install wandb`); a resumed run continues its W&B run."""
+    wandb_mode: Literal["offline", "online"] = "offline"
+    """offline: W&B writes into RUN/wandb/ only (upload later with `wandb sync`); online: upload as the run goes."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -374,6 +379,25 @@ class FaultConfig:
     """stop: end the run with an error naming the faulty step (no checkpoint is written after it); skip: keep that step's parameters and optimizer moments, count it, go on."""
     max_skipped_steps: int = 100
     """With nonfinite=skip, stop anyway once more than this many steps were skipped."""
+
+
+def _cli_name(name: str):
+    """tyro's marker for a field whose command-line name differs from its Python name (`from` is a
+    keyword). It is created when type hints are resolved, so importing this module stays free of tyro."""
+    import tyro
+
+    return tyro.conf.arg(name=name)
+
+
+@dataclasses.dataclass(frozen=True)
+class InitConfig:
+    """Where a new run's parameters come from (frx.init_from). Only the weights: optimizer state, step,
+    RNG and data position start fresh. A resumed run restores its own checkpoint and ignores this."""
+
+    from_: Annotated[str | None, _cli_name("from")] = None
+    """A big_vision .npz, a frx safetensors export (`frx export RUN --to safetensors`) or a frx run folder (its latest checkpoint). In Python the field is `from_`."""
+    reset: tuple[str, ...] = ()
+    """Regexes of parameter paths that keep their fresh init instead, e.g. `head/.*` for a new class count."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -418,6 +442,8 @@ class TrainConfig:
     """Handling of non-finite losses and gradients."""
     mup: MupConfig = MupConfig()
     """Parametrization (standard or muP) and muP's base model."""
+    init: InitConfig = InitConfig()
+    """Initial parameters from a checkpoint (fine-tuning)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -516,12 +542,14 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("data.source=folder needs --data.root pointing at root/class_name/*.jpg")
     if d.source == "tfds" and not d.root:
         raise ConfigError("data.source=tfds needs --data.root pointing at the TFDS data dir (holding imagenet2012/)")
+    if d.source == "arrays" and not d.root:
+        raise ConfigError("data.source=arrays needs --data.root FILE.npz with arrays image (uint8 N,H,W,3) and label (int N)")
     if d.source == "tar" and not d.root:
         raise ConfigError("data.source=tar needs --data.root with a shard pattern such as /data/train-{0000..0146}.tar")
     if d.minival_split == "per_class" and d.source == "tfds":  # tar shards: labels come with the index
         raise ConfigError("data.minival_split=per_class needs labels up front, which data.source=tfds does not "
                           "read before training; use tail (big_vision's split) or hash")
-    if not 0 <= d.minival_fraction < 1:
+    if d.minival_fraction is not None and not 0 <= d.minival_fraction < 1:
         raise ConfigError(f"data.minival_fraction must lie in [0, 1), got {d.minival_fraction}")
     if d.mixup_p < 0:
         raise ConfigError(f"data.mixup_p must be >= 0, got {d.mixup_p}")
@@ -557,6 +585,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if cfg.eval.every_steps < 0 or cfg.eval.batch_size < 0 or cfg.log.every_steps < 1:
         raise ConfigError("eval.every_steps and eval.batch_size must be >= 0, log.every_steps >= 1")
     validate_mup(cfg.mup, m)
+    for pattern in cfg.init.reset:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ConfigError(f"invalid parameter regex {pattern!r} in init.reset: {e}") from None
+    if cfg.init.reset and not cfg.init.from_:
+        raise ConfigError("init.reset keeps some parameters fresh when others come from --init.from; give --init.from")
     return cfg
 
 

@@ -54,16 +54,17 @@ def timm_kwargs(model: ModelConfig) -> dict:
     return {**kwargs, **pooling[model.pool]}
 
 
-def timm_code(model: ModelConfig) -> str:
-    """Python that builds the timm model for `timm_state_dict`'s output."""
+def timm_code(model: ModelConfig, path: str = "PATH") -> str:
+    """Python that builds the timm model and loads `timm_state_dict`'s output from `path`."""
     kwargs = ", ".join(f"{k}={v!r}" for k, v in timm_kwargs(model).items())
-    lines = ["from timm.models.vision_transformer import VisionTransformer",
+    lines = ["import safetensors.torch, torch",
+             "from timm.models.vision_transformer import VisionTransformer",
              f"model = VisionTransformer({kwargs})"]
     if model.pre_logits_size:
         width, rep = model.dims().width, model.pre_logits_size
         lines.append(f"model.head = torch.nn.Sequential(torch.nn.Linear({width}, {rep}), torch.nn.Tanh(), "
                      f"torch.nn.Linear({rep}, {model.num_classes}))  # frx's tanh pre-logits + head")
-    lines.append("model.load_state_dict(safetensors.torch.load_file(PATH), strict=True)")
+    lines.append(f"model.load_state_dict(safetensors.torch.load_file({path!r}), strict=True)")
     return "\n".join(lines)
 
 
@@ -174,7 +175,7 @@ def export_run(workdir: str, to: str, out: str) -> dict:
                 "frx_step": str(step), "frx_pre_logits": str(cfg.model.pre_logits_size)}
     save_file(state_dict, out, metadata=metadata)
     return {"step": step, "tensors": len(state_dict), "params": int(sum(v.size for v in state_dict.values())),
-            "code": timm_code(cfg.model), "kwargs": timm_kwargs(cfg.model)}
+            "code": timm_code(cfg.model, out), "kwargs": timm_kwargs(cfg.model)}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import time
 import jax
 import numpy as np
 
-from frx import ckpt, faults, mup, preemption, preflight, schedules, sharding, tracking
+from frx import ckpt, faults, init_from, mup, preemption, preflight, runs, schedules, sharding, tracking, wandb_mirror
 from frx import state as state_lib
 from frx.config import ConfigError, TrainConfig, from_dict, to_dict, validate
 from frx.data import pipeline
@@ -125,7 +125,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     (a second signal ends the process at once); see frx.preemption.
     """
     with preemption.StopSignals(cfg.ckpt.save_on_signal) as signals:  # reliability: stop on a signal
-        return _train(cfg, signals)
+        with runs.record_status(get_workdir(cfg), enabled=jax.process_index() == 0):  # status.json for `frx runs`
+            return _train(cfg, signals)
 
 
 def _train(cfg: TrainConfig, signals: preemption.StopSignals) -> dict[str, float]:
@@ -139,7 +140,8 @@ def _train(cfg: TrainConfig, signals: preemption.StopSignals) -> dict[str, float
 
     # ---------------------------------------------------------------- restore or init
     checkpointer = ckpt.Checkpointer(workdir, cfg.ckpt, total_steps=total)
-    writer = tracking.MetricsWriter(workdir, tensorboard=cfg.log.tensorboard, enabled=is_main)
+    writer = tracking.MetricsWriter(workdir, tensorboard=cfg.log.tensorboard, enabled=is_main,
+                                    mirrors=wandb_mirror.make_mirrors(cfg, workdir, enabled=is_main))
     train_source = run.sources["train"]
     rows_index, rows_count = sharding.process_batch_slice(mesh)  # this process's rows of each batch
     train_ds = pipeline.make_train_dataset(
@@ -160,7 +162,7 @@ def _train(cfg: TrainConfig, signals: preemption.StopSignals) -> dict[str, float
     else:
         start = 0
         writer.truncate_after(-1)  # reliability: a run killed before its first checkpoint starts afresh
-        state = spec.init_state()
+        state = init_from.init_state(cfg, spec, say=lambda m: _say(is_main, m))  # fresh, or weights of --init.from
         if is_main:
             tracking.write_json_atomic(os.path.join(workdir, tracking.CONFIG_FILE), to_dict(cfg))
             tracking.write_json_atomic(os.path.join(workdir, tracking.RUN_INFO_FILE), {

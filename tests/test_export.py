@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from frx import convert, export, paths, state
+from frx import convert, export, paths, state, weights
+from frx.cli import cmd_export
 from frx.config import ConfigError, ModelConfig, MupConfig, TrainConfig
 from tests import big_vision_reference as bv
 from tests.timm_support import import_timm_vit
+from tests.trained_run import trained_run
 
 TOLERANCE = 1e-4
 
@@ -98,3 +100,22 @@ def test_what_timm_cannot_express_is_refused_in_one_line():
     # timm sizes its MLP as int(width * mlp_ratio); 14 * (61 / 14) is 60.99999999999999 in floating point.
     with pytest.raises(ConfigError, match="timm cannot build an MLP of 61 units at width 14"):
         export.timm_kwargs(ModelConfig(variant="mu/4", width=14, mlp_dim=61, num_heads=2, image_size=16))
+
+
+def test_export_command_prints_working_timm_code_and_checks_the_logits(tmp_path_factory, tmp_path, capsys):
+    torch, _ = import_timm_vit()  # timm importable in this process (the check imports it)
+    run, _ = trained_run(tmp_path_factory)
+    capsys.readouterr()  # what training printed, if it trained here
+    out = str(tmp_path / "timm.safetensors")
+    assert cmd_export([str(run), "--to", "timm", out, "--check"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"{out}: step 6, 31 tensors, 27,684 parameters"  # frx's 27,172 + the 16x32 sincos table
+    assert float(printed[-1].split(": ")[1]) <= TOLERANCE
+    code = "\n".join(printed[1:-1])
+    namespace = {}
+    exec(code, namespace)  # the printed code builds the model and loads the file with strict=True
+    cfg, _, params = weights.read_run_params(str(run))
+    x = images()
+    assert np.abs(run_timm(torch, namespace["model"].eval(), x) - export.frx_logits(cfg, params, x)).max() <= TOLERANCE
+    with safe_open(out, "np") as f:
+        assert json.loads(f.metadata()["timm_kwargs"]) == export.timm_kwargs(cfg.model)

@@ -1,0 +1,113 @@
+"""`--init.from`: a new run takes the weights of a run folder, a frx safetensors export or a big_vision
+.npz, and nothing else (optimizer state, step, RNG, counters and data position are a fresh run's);
+frx -> safetensors -> frx is bit-identical."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from frx import export, init_from, tracking, weights
+from frx import train as train_lib
+from frx.cli import parse_train_args
+from frx.config import ConfigError, InitConfig, MupConfig
+from frx.paths import path_str
+from tests import big_vision_reference as bv
+from tests.conftest import tiny_config
+from tests.run_folders import assert_same_bits
+from tests.test_train import TINY_CLI
+from tests.trained_run import trained_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return trained_run(tmp_path_factory)[0]
+
+
+def flat(tree) -> dict:
+    import jax
+
+    return {path_str(kp): np.asarray(v) for kp, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def test_safetensors_export_round_trips_bit_for_bit(run, tmp_path):
+    _, step, params = weights.read_run_params(str(run))
+    written = export.export_run(str(run), "safetensors", str(tmp_path / "w.safetensors"))
+    cfg, step_back, params_back = weights.read_safetensors(str(tmp_path / "w.safetensors"))
+    assert step == step_back == written["step"] == 6
+    assert_same_bits(params, params_back, "safetensors round trip")
+    assert json.loads((run / "config.json").read_text()) == json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+@pytest.mark.parametrize("kind", ["run", "safetensors"])
+def test_init_from_takes_the_weights_and_nothing_else(run, tmp_path, kind):
+    source = str(run) if kind == "run" else str(tmp_path / "w.safetensors")
+    if kind == "safetensors":
+        export.export_run(str(run), "safetensors", source)
+    _, _, source_params = weights.read_run_params(str(run))
+    cfg = tiny_config(tmp_path / "new", seed=3, init=InitConfig(from_=source))
+    spec = train_lib.setup(cfg).spec
+    said = []
+    state = init_from.init_state(cfg, spec, say=said.append)
+    fresh = spec.init_state()
+    assert_same_bits(flat(state["params"]), source_params, "parameters")
+    assert not np.array_equal(flat(fresh["params"])["blocks/0/mlp/fc1/kernel"], source_params["blocks/0/mlp/fc1/kernel"])
+    rest = lambda s: flat({k: v for k, v in s.items() if k != "params"})  # noqa: E731
+    assert_same_bits(rest(state), rest(fresh), "optimizer state, step, rng, fault counters")
+    assert said == [f"init.from {source}: {len(source_params)} parameters loaded, 0 fresh; parameters of step 6 of {source}"]
+
+
+def test_init_from_a_big_vision_checkpoint(tmp_path):
+    reference = bv.ViT(num_classes=4, patch=4, width=32, depth=2, mlp_dim=128, num_heads=2, posemb="sincos2d")
+    written = bv.save_npz(tmp_path / "bv.npz", bv.init(reference, 16))
+    cfg = tiny_config(tmp_path / "new", init=InitConfig(from_=str(tmp_path / "bv.npz")))
+    spec = train_lib.setup(cfg).spec
+    params = flat(init_from.init_state(cfg, spec, say=lambda m: None)["params"])
+    assert params["blocks/1/attn/out/kernel"].tobytes() == written[
+        "params/Transformer/encoderblock_1/MultiHeadDotProductAttention_0/out/kernel"].tobytes()
+    assert len(params) == len(written) == 38
+
+
+def test_fine_tuning_on_arrays_with_a_fresh_head_from_the_command_line(run, tmp_path):
+    """Another class count: the head is refused in one line unless --init.reset keeps it fresh."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", image=rng.integers(0, 256, (16, 16, 16, 3), dtype=np.uint8), label=np.arange(16) % 3)
+    args = TINY_CLI + ["--model.num_classes", "3", "--data.source", "arrays", "--data.root", str(tmp_path / "d.npz"),
+                       "--total_steps", "3", "--eval.splits", "val", "--init.from", str(run)]
+    with pytest.raises(ConfigError) as error:
+        train_lib.train(parse_train_args("demo", args + ["--workdir", str(tmp_path / "refused")]))
+    assert "parameter 'head/bias' has shape (4,) but the model config needs (3,)" in str(error.value)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "refused").exists()  # nothing ran, nothing was left behind
+    cfg = parse_train_args("demo", args + ["--init.reset", "head/.*", "--workdir", str(tmp_path / "tuned")])
+    assert cfg.init == InitConfig(from_=str(run), reset=("head/.*",))
+    train_lib.train(cfg)
+    records = tracking.read_metrics(str(tmp_path / "tuned"))
+    assert [r["step"] for r in records if "train/loss" in r] == [1, 2, 3]
+    assert weights.checkpoint_steps(str(tmp_path / "tuned")) == [3]
+    tuned = weights.read_run_params(str(tmp_path / "tuned"))[2]
+    assert tuned["head/kernel"].shape == (32, 3)
+
+
+def test_bad_init_sources_are_refused_in_one_line(run, tmp_path):
+    wanted = {"head/kernel": (32, 4), "head/bias": (4,)}
+    cases = [
+        (tiny_config(init=InitConfig(from_=str(tmp_path / "none.npz"))), "not found; pass the path of a .npz file"),
+        (tiny_config(init=InitConfig(from_=str(tmp_path / "nothing"))), "does not exist; give a big_vision .npz"),
+        (tiny_config(init=InitConfig(from_=str(run), reset=("heads/.*",))), "init.reset pattern 'heads/.*' matches no parameter"),
+        (tiny_config(init=InitConfig(from_=str(run)), mup=MupConfig(param="mup", base_width=16)),
+         "was trained with mup"),
+        (tiny_config(init=InitConfig(from_=str(tmp_path / "x.npz")), mup=MupConfig(param="mup", base_width=16)),
+         "big_vision checkpoints are in the standard parametrization"),
+    ]
+    for cfg, message in cases:
+        with pytest.raises(ConfigError) as error:
+            init_from.load_params(cfg, wanted)
+        assert message in str(error.value) and "\n" not in str(error.value)
+    export_path = tmp_path / "t.safetensors"
+    from safetensors.numpy import save_file
+
+    save_file({"head.weight": np.zeros((4, 32), np.float32)}, str(export_path), metadata={"format": "pt"})
+    with pytest.raises(ConfigError, match="is not a frx safetensors file"):
+        init_from.load_params(tiny_config(init=InitConfig(from_=str(export_path))), wanted)
