@@ -10,7 +10,7 @@
     frx presets
     frx data preview [ROOT] --pp "decode|inception_crop(224)|flip_lr|randaug(2, 10)"
     frx data spectrum [--draws N] [--exact]
-    frx export WORKDIR --to timm|safetensors OUT [--check]
+    frx export WORKDIR --to timm|safetensors|big_vision OUT [--check]
     frx runs [DIR] [--where FIELD<VALUE ...]
     frx report WORKDIR [--out FILE.html]
 """
@@ -36,7 +36,7 @@ commands:
   presets                    list the presets with one-line descriptions
   data preview [ROOT] --pp S  PNG grid of augmented samples from a folder, TFDS dir or tar shards
   data spectrum              RandAugment's calibration-grid spectrum vs big_vision's TF (PNG + JSON)
-  export WORKDIR --to timm|safetensors OUT   the latest checkpoint as a timm state dict or frx safetensors
+  export WORKDIR --to T OUT   the latest checkpoint for timm (T=timm), frx (safetensors) or big_vision (.npz)
   runs [DIR]                 table of the run folders under DIR (default runs/); --where 'optim.lr<1e-3'
   report WORKDIR             one self-contained HTML page: config, curves, evals, faults, augmentations
 """
@@ -303,10 +303,10 @@ def cmd_data(argv: list[str]) -> int:
 
 def cmd_export(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="frx export", description="Write the latest checkpoint of a run folder "
-                                     "as a timm VisionTransformer state dict or as frx's own safetensors.")
+                                     "as a timm VisionTransformer state dict, frx's own safetensors or a big_vision .npz.")
     parser.add_argument("workdir")
-    parser.add_argument("--to", required=True, choices=("timm", "safetensors"))
-    parser.add_argument("out", help="output .safetensors file")
+    parser.add_argument("--to", required=True, choices=("timm", "safetensors", "big_vision"))
+    parser.add_argument("out", help="output file: .safetensors (timm, safetensors) or .npz (big_vision)")
     parser.add_argument("--check", action="store_true", help="timm: compare timm's logits with frx's (needs torch, timm)")
     args = parser.parse_args(argv)
     from frx import export

@@ -17,6 +17,9 @@ built with `timm_kwargs(model)` loads with `strict=True` and that computes frx's
 
 safetensors: frx's own parameters with the config and step as metadata (frx.weights); `--init.from`
 reads them back bit for bit.
+
+big_vision: an .npz under big_vision's names (frx.convert.NAME_PAIRS), "params/" first as big_vision's
+own checkpoints have it; big_vision/models/vit.py `load` and `frx.convert.from_big_vision` read it.
 """
 
 from __future__ import annotations
@@ -166,8 +169,16 @@ def export_run(workdir: str, to: str, out: str) -> dict:
     if to == "safetensors":
         weights.write_safetensors(out, params, cfg, step)
         return {"step": step, "tensors": len(params), "params": int(sum(v.size for v in params.values()))}
+    if to == "big_vision":
+        if not out.endswith(".npz"):
+            raise ConfigError(f"a big_vision checkpoint is an .npz file; name it {out}.npz")
+        from frx import convert
+
+        standard = standard_params(params, cfg.model, cfg.mup)  # big_vision has no muP multipliers
+        np.savez(out, **{"params/" + convert.big_vision_name(p): v for p, v in standard.items()})
+        return {"step": step, "tensors": len(params), "params": int(sum(v.size for v in params.values()))}
     if to != "timm":
-        raise ConfigError(f"unknown export target {to!r}; use timm or safetensors")
+        raise ConfigError(f"unknown export target {to!r}; use timm, safetensors or big_vision")
     from safetensors.numpy import save_file
 
     state_dict = timm_state_dict(params, cfg.model, cfg.mup)

@@ -7,6 +7,9 @@ frx must reproduce. Written for these tests from big_vision's structure, not cop
 
 from __future__ import annotations
 
+import functools
+import re
+
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
@@ -95,15 +98,26 @@ class ViT(nn.Module):
         return nn.Dense(self.num_classes, name="head")(x)
 
 
+@functools.lru_cache(maxsize=None)
 def init(model: ViT, image_size: int, seed: int = 0) -> dict:
-    """Parameters with biases and LayerNorms randomised too, so that every array shows in the logits."""
+    """Random parameters with the names and shapes linen gives them (`jax.eval_shape` of the model's
+    init: traced, not compiled, which would be most of a test's time). Every array is random, biases
+    and norms included, so each one shows in the logits. Cached: treat the result as read-only."""
     import jax
 
-    params = jax.jit(model.init)(jax.random.PRNGKey(seed), jnp.zeros((1, image_size, image_size, 3)))["params"]
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, image_size, image_size, 3)))["params"]
     rng = np.random.default_rng(seed)
-    flat = traverse_util.flatten_dict(params, sep="/")
-    flat = {k: (np.asarray(v) + rng.normal(0, 0.1, v.shape).astype(np.float32) if k.endswith(("bias", "scale"))
-                else np.asarray(v)) for k, v in flat.items()}
+    flat = {}
+    for name, leaf in traverse_util.flatten_dict(shapes, sep="/").items():
+        shape = leaf.shape
+        if name.endswith("kernel"):  # std 1/sqrt(fan_in); the head too (big_vision zero-inits it)
+            fan_in = shape[0] if re.search(r"/(query|key|value)/", name) else np.prod(shape[:-1])
+            value = rng.normal(0, 1 / np.sqrt(fan_in), shape)
+        elif name.endswith("scale"):
+            value = 1 + rng.normal(0, 0.1, shape)
+        else:  # biases, pos_embedding, cls, probe
+            value = rng.normal(0, 0.1, shape)
+        flat[name] = value.astype(np.float32)
     return traverse_util.unflatten_dict(flat, sep="/")
 
 

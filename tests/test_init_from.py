@@ -8,12 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from frx import export, init_from, tracking, weights
+from frx import convert, export, init_from, tracking, weights
 from frx import train as train_lib
 from frx.cli import parse_train_args
 from frx.config import ConfigError, InitConfig, MupConfig
 from frx.paths import path_str
-from tests import big_vision_reference as bv
 from tests.conftest import tiny_config
 from tests.run_folders import assert_same_bits
 from tests.test_train import TINY_CLI
@@ -40,14 +39,24 @@ def test_safetensors_export_round_trips_bit_for_bit(run, tmp_path):
     assert json.loads((run / "config.json").read_text()) == json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-@pytest.mark.parametrize("kind", ["run", "safetensors"])
-def test_init_from_takes_the_weights_and_nothing_else(run, tmp_path, kind):
-    source = str(run) if kind == "run" else str(tmp_path / "w.safetensors")
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    """The tiny run's state spec: built (and its init compiled) once for every source below."""
+    return train_lib.setup(tiny_config(tmp_path_factory.mktemp("new") / "run", seed=3)).spec
+
+
+@pytest.mark.parametrize("kind", ["run", "safetensors", "big_vision"])
+def test_init_from_takes_the_weights_and_nothing_else(run, spec, tmp_path, kind):
+    _, _, source_params = weights.read_run_params(str(run))
+    source = {"run": str(run), "safetensors": str(tmp_path / "w.safetensors"), "big_vision": str(tmp_path / "bv.npz")}[kind]
     if kind == "safetensors":
         export.export_run(str(run), "safetensors", source)
-    _, _, source_params = weights.read_run_params(str(run))
-    cfg = tiny_config(tmp_path / "new", seed=3, init=InitConfig(from_=source))
-    spec = train_lib.setup(cfg).spec
+    if kind == "big_vision":  # the run's parameters under big_vision's names, as big_vision saves them
+        export.export_run(str(run), "big_vision", source)
+        with np.load(source) as npz:
+            assert npz["params/Transformer/encoderblock_1/MlpBlock_0/Dense_0/kernel"].tobytes() == \
+                source_params["blocks/1/mlp/fc1/kernel"].tobytes()
+    cfg = tiny_config(seed=3, init=InitConfig(from_=source))
     said = []
     state = init_from.init_state(cfg, spec, say=said.append)
     fresh = spec.init_state()
@@ -55,39 +64,35 @@ def test_init_from_takes_the_weights_and_nothing_else(run, tmp_path, kind):
     assert not np.array_equal(flat(fresh["params"])["blocks/0/mlp/fc1/kernel"], source_params["blocks/0/mlp/fc1/kernel"])
     rest = lambda s: flat({k: v for k, v in s.items() if k != "params"})  # noqa: E731
     assert_same_bits(rest(state), rest(fresh), "optimizer state, step, rng, fault counters")
-    assert said == [f"init.from {source}: {len(source_params)} parameters loaded, 0 fresh; parameters of step 6 of {source}"]
+    note = "" if kind == "big_vision" else f"; parameters of step 6 of {source}"
+    assert said == [f"init.from {source}: {len(source_params)} parameters loaded, 0 fresh{note}"]
 
 
-def test_init_from_a_big_vision_checkpoint(tmp_path):
-    reference = bv.ViT(num_classes=4, patch=4, width=32, depth=2, mlp_dim=128, num_heads=2, posemb="sincos2d")
-    written = bv.save_npz(tmp_path / "bv.npz", bv.init(reference, 16))
-    cfg = tiny_config(tmp_path / "new", init=InitConfig(from_=str(tmp_path / "bv.npz")))
-    spec = train_lib.setup(cfg).spec
-    params = flat(init_from.init_state(cfg, spec, say=lambda m: None)["params"])
-    assert params["blocks/1/attn/out/kernel"].tobytes() == written[
-        "params/Transformer/encoderblock_1/MultiHeadDotProductAttention_0/out/kernel"].tobytes()
-    assert len(params) == len(written) == 38
-
-
-def test_fine_tuning_on_arrays_with_a_fresh_head_from_the_command_line(run, tmp_path):
+def test_fine_tuning_on_arrays_with_a_fresh_head_from_the_command_line(run, tmp_path, capsys):
     """Another class count: the head is refused in one line unless --init.reset keeps it fresh."""
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", image=rng.integers(0, 256, (16, 16, 16, 3), dtype=np.uint8), label=np.arange(16) % 3)
     args = TINY_CLI + ["--model.num_classes", "3", "--data.source", "arrays", "--data.root", str(tmp_path / "d.npz"),
-                       "--total_steps", "3", "--eval.splits", "val", "--init.from", str(run)]
+                       "--total_steps", "3", "--model.dtype", "float32", "--init.from", str(run),
+                       "--workdir", str(tmp_path / "tuned")]
+    refused = parse_train_args("demo", args)
     with pytest.raises(ConfigError) as error:
-        train_lib.train(parse_train_args("demo", args + ["--workdir", str(tmp_path / "refused")]))
+        init_from.load_params(refused, convert.param_shapes(refused.model))
     assert "parameter 'head/bias' has shape (4,) but the model config needs (3,)" in str(error.value)
     assert "\n" not in str(error.value)
-    assert not (tmp_path / "refused").exists()  # nothing ran, nothing was left behind
-    cfg = parse_train_args("demo", args + ["--init.reset", "head/.*", "--workdir", str(tmp_path / "tuned")])
+    cfg = parse_train_args("demo", args + ["--init.reset", "head/.*"])
     assert cfg.init == InitConfig(from_=str(run), reset=("head/.*",))
+    capsys.readouterr()
     train_lib.train(cfg)
+    said = capsys.readouterr().out.splitlines()
+    assert f"init.from {run}: 36 parameters loaded, 2 fresh; parameters of step 6 of {run}" in said
     records = tracking.read_metrics(str(tmp_path / "tuned"))
     assert [r["step"] for r in records if "train/loss" in r] == [1, 2, 3]
     assert weights.checkpoint_steps(str(tmp_path / "tuned")) == [3]
     tuned = weights.read_run_params(str(tmp_path / "tuned"))[2]
+    _, _, source_params = weights.read_run_params(str(run))
     assert tuned["head/kernel"].shape == (32, 3)
+    assert not np.array_equal(tuned["blocks/0/mlp/fc1/kernel"], source_params["blocks/0/mlp/fc1/kernel"])  # it trained
 
 
 def test_bad_init_sources_are_refused_in_one_line(run, tmp_path):
