@@ -59,12 +59,12 @@ def load_params(cfg: TrainConfig, wanted: dict[str, tuple[int, ...]], notes: lis
 
 def init_state(cfg: TrainConfig, spec: state_lib.StateSpec, say=print) -> dict:
     """A fresh training state whose parameters come from `cfg.init.from_` (all fresh when unset)."""
-    state = spec.init_state()
     if not cfg.init.from_:
-        return state
+        return spec.init_state()
     wanted = {paths.path_str(kp): tuple(leaf.shape) for kp, leaf in jax.tree_util.tree_leaves_with_path(spec.abstract_params)}
     notes: list[str] = []
-    loaded = load_params(cfg, wanted, notes)
+    loaded = load_params(cfg, wanted, notes)  # a source that does not fit stops the run before anything compiles
+    state = spec.init_state()
 
     def place(path, fresh):  # each device takes its own shard, also across processes
         if path not in loaded:

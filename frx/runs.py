@@ -267,9 +267,9 @@ def parse_where(text: str) -> Where:
 def select(rows: list[RunRow], wheres: list[Where]) -> list[RunRow]:
     for where in wheres:
         if rows and not any(_has(where, row) for row in rows):
-            example = next(iter(rows)).config
+            sections = sorted(k for k, v in next(iter(rows)).config.items() if isinstance(v, dict))
             raise ConfigError(f"--where {where.field}: no run has this field; use a dotted config field such as "
-                              f"optim.lr{' (sections: ' + ', '.join(sorted(example)) + ')' if example else ''}, "
+                              f"optim.lr{' (sections: ' + ', '.join(sections) + ')' if sections else ''}, "
                               "a metric (train_loss, eval/val/acc) or status, preset, step")
         rows = [row for row in rows if where.matches(row)]
     return rows

@@ -47,8 +47,9 @@ def read_run_params(workdir: str) -> tuple[TrainConfig, int, dict[str, np.ndarra
     if not steps:
         raise ConfigError(f"run folder {workdir!r} has no checkpoint yet; train it first or pick another source")
     step = steps[-1]
-    # read_arrays restores the whole state (optimizer moments too) as NumPy, keyed "['params']['blocks'][0]...".
-    arrays = ckpt.read_arrays(os.path.join(workdir, "checkpoints", str(step)))
+    # read_arrays restores the whole state (optimizer moments too) as NumPy, keyed "['params']['blocks'][0]...";
+    # Orbax's OCDBT reader wants an absolute path.
+    arrays = ckpt.read_arrays(os.path.abspath(os.path.join(workdir, "checkpoints", str(step))))
     params = {}
     for key, value in arrays.items():
         parts = [a or b for a, b in re.findall(r"\['([^']*)'\]|\[(\d+)\]", key)]

@@ -1,7 +1,6 @@
 """frx -> timm: the state dict loads into timm's VisionTransformer with strict=True and gives frx's
 logits (float32, max abs diff <= 1e-4); big_vision -> frx -> timm gives big_vision's logits."""
 
-import dataclasses
 import json
 
 import numpy as np

@@ -11,7 +11,7 @@ import pytest
 from frx import convert, export, init_from, tracking, weights
 from frx import train as train_lib
 from frx.cli import parse_train_args
-from frx.config import ConfigError, InitConfig, MupConfig
+from frx.config import ConfigError, InitConfig, MupConfig, validate
 from frx.paths import path_str
 from tests.conftest import tiny_config
 from tests.run_folders import assert_same_bits
@@ -30,9 +30,10 @@ def flat(tree) -> dict:
     return {path_str(kp): np.asarray(v) for kp, v in jax.tree_util.tree_leaves_with_path(tree)}
 
 
-def test_safetensors_export_round_trips_bit_for_bit(run, tmp_path):
+def test_safetensors_export_round_trips_bit_for_bit(run, tmp_path, monkeypatch):
     _, step, params = weights.read_run_params(str(run))
-    written = export.export_run(str(run), "safetensors", str(tmp_path / "w.safetensors"))
+    monkeypatch.chdir(run.parent)  # a relative run folder, as on the command line
+    written = export.export_run(run.name, "safetensors", str(tmp_path / "w.safetensors"))
     cfg, step_back, params_back = weights.read_safetensors(str(tmp_path / "w.safetensors"))
     assert step == step_back == written["step"] == 6
     assert_same_bits(params, params_back, "safetensors round trip")
@@ -110,6 +111,10 @@ def test_bad_init_sources_are_refused_in_one_line(run, tmp_path):
         with pytest.raises(ConfigError) as error:
             init_from.load_params(cfg, wanted)
         assert message in str(error.value) and "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match="init.reset keeps some parameters fresh when others come from --init.from"):
+        validate(tiny_config(init=InitConfig(reset=("head/.*",))))
+    with pytest.raises(ConfigError, match=r"invalid parameter regex '\(' in init.reset"):
+        validate(tiny_config(init=InitConfig(from_="x.npz", reset=("(",))))
     export_path = tmp_path / "t.safetensors"
     from safetensors.numpy import save_file
 
