@@ -201,7 +201,7 @@ class DataConfig:
     minival_fraction: float | None = None
     """Fraction of the training images held out as "minival" (0 keeps them all for training); unset: 0.01 (big_vision), none for arrays."""
     minival_split: Literal["auto", "per_class", "hash", "tail"] = "auto"
-    """How minival is chosen: per_class (exact per class), hash (balanced in expectation, any order), tail (big_vision's train[99%:]); auto = per_class for folders, tail for TFDS, hash for tar."""
+    """How minival is chosen: per_class (exact per class), hash (balanced in expectation, any order), tail (big_vision's train[99%:]); auto = per_class for folders and arrays, tail for TFDS, hash for tar."""
     pp_train: str = "decode|random_resized_crop(224)|flip_lr|value_range(-1,1)"
     """Training preprocessing ops, host ops first (see `frx.data.ops`)."""
     pp_eval: str = "decode|resize_small(256)|central_crop(224)|value_range(-1,1)"

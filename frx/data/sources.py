@@ -10,7 +10,6 @@ synthetic set, scikit-learn's digits, image folders (here), TFDS ArrayRecord dat
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
@@ -107,11 +106,16 @@ def _split_mode(cfg: DataConfig, default: str) -> str:
     return default if cfg.minival_split == "auto" else cfg.minival_split
 
 
+def _minival_fraction(cfg: DataConfig) -> float:
+    """data.minival_fraction, or big_vision's 1% when unset (arrays hold nothing out then: frx.data.arrays)."""
+    return 0.01 if cfg.minival_fraction is None else cfg.minival_fraction
+
+
 def folder_sources(cfg: DataConfig) -> dict:
     files, labels, classes = scan_folder(cfg.root)
     keys = [os.path.relpath(f, cfg.root) for f in files]
     sources = split_train_minival(FolderSource(files, labels, classes, cfg.root), _split_mode(cfg, "per_class"),
-                                  cfg.minival_fraction, keys=keys, labels=labels, subset=FolderSource.select)
+                                  _minival_fraction(cfg), keys=keys, labels=labels, subset=FolderSource.select)
     if cfg.val_root:
         sources["val"] = FolderSource(*scan_folder(cfg.val_root, classes), f"{cfg.val_root}:val")
     return _add_imagenet_evals(cfg, sources, len(classes))
@@ -122,7 +126,7 @@ def tfds_sources(cfg: DataConfig) -> dict:
 
     directory = tfds.find_dataset_dir(cfg.root, cfg.tfds_name)
     train = tfds.TfdsSource(directory, "train")
-    sources = split_train_minival(train, _split_mode(cfg, "tail"), cfg.minival_fraction)
+    sources = split_train_minival(train, _split_mode(cfg, "tail"), _minival_fraction(cfg))
     try:
         sources["val"] = tfds.TfdsSource(directory, "validation", num_classes=train.num_classes)
     except ConfigError:
@@ -134,7 +138,7 @@ def tar_sources(cfg: DataConfig) -> dict:
     from frx.data.tar_shards import TarShardSource
 
     train = TarShardSource(cfg.root, name="train")
-    sources = split_train_minival(train, _split_mode(cfg, "hash"), cfg.minival_fraction,
+    sources = split_train_minival(train, _split_mode(cfg, "hash"), _minival_fraction(cfg),
                                   keys=train.keys, labels=train.labels.tolist())
     if cfg.val_root:
         sources["val"] = TarShardSource(cfg.val_root, num_classes=train.num_classes, name="val")
@@ -169,8 +173,6 @@ def _add_imagenet_evals(cfg: DataConfig, sources: dict, num_classes: int, tfds_r
 
 def make_sources(cfg: DataConfig, image_size: int) -> dict:
     """The sources of a data config, keyed by split; `image_size` is the synthetic resolution."""
-    if cfg.minival_fraction is None:  # unset: big_vision's 1%, but arrays are used as given (frx.data.arrays)
-        cfg = dataclasses.replace(cfg, minival_fraction=0.0 if cfg.source == "arrays" else 0.01)
     if cfg.source == "arrays":
         from frx.data.arrays import arrays_sources
 
