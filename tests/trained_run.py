@@ -6,7 +6,6 @@ real package is tested offline there too)."""
 import dataclasses
 import sys
 import types
-from unittest import mock
 
 from tests.conftest import tiny_config
 
@@ -49,7 +48,15 @@ def trained_run(tmp_path_factory):
         cfg = tiny_config(folder)
         cfg = dataclasses.replace(cfg, log=dataclasses.replace(cfg.log, wandb="frx-tests"))
         wandb = fake_wandb()
-        with mock.patch.dict(sys.modules, {"wandb": wandb}):
+        # Only this one entry is swapped (mock.patch.dict would also drop every module imported meanwhile).
+        real = sys.modules.get("wandb")
+        sys.modules["wandb"] = wandb
+        try:
             train(cfg)
+        finally:
+            if real is None:
+                del sys.modules["wandb"]
+            else:
+                sys.modules["wandb"] = real
         _CACHE["run"] = (folder, wandb)
     return _CACHE["run"]
