@@ -49,7 +49,8 @@ def load_params(cfg: TrainConfig, wanted: dict[str, tuple[int, ...]], notes: lis
         return convert.big_vision_params(source, cfg.model, reset=reset, wanted=wanted, notes=notes)
     read = weights.read_run_params if kind == "run" else weights.read_safetensors
     source_cfg, step, params = read(source)
-    if to_dict(source_cfg.mup) != to_dict(cfg.mup):
+    both_sp = source_cfg.mup.param == cfg.mup.param == "sp"  # SP ignores the other mup fields
+    if not both_sp and to_dict(source_cfg.mup) != to_dict(cfg.mup):
         raise ConfigError(f"init.from {source!r} was trained with mup {to_dict(source_cfg.mup)} but this run uses "
                           f"{to_dict(cfg.mup)}; use the same --mup.* settings (the multipliers are not in the weights)")
     if notes is not None:
