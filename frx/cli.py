@@ -10,6 +10,9 @@
     frx presets
     frx data preview [ROOT] --pp "decode|inception_crop(224)|flip_lr|randaug(2, 10)"
     frx data spectrum [--draws N] [--exact]
+    frx export WORKDIR --to timm|safetensors|big_vision OUT [--check]
+    frx runs [DIR] [--where FIELD<VALUE ...]
+    frx report WORKDIR [--out FILE.html]
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ commands:
   presets                    list the presets with one-line descriptions
   data preview [ROOT] --pp S  PNG grid of augmented samples from a folder, TFDS dir or tar shards
   data spectrum              RandAugment's calibration-grid spectrum vs big_vision's TF (PNG + JSON)
+  export WORKDIR --to T OUT   the latest checkpoint for timm (T=timm), frx (safetensors) or big_vision (.npz)
+  runs [DIR]                 table of the run folders under DIR (default runs/); --where 'optim.lr<1e-3'
+  report WORKDIR             one self-contained HTML page: config, curves, evals, faults, augmentations
 """
 
 _DURATIONS = ("total_steps", "total_epochs", "total_examples")
@@ -299,6 +305,53 @@ def cmd_data(argv: list[str]) -> int:
     return 0
 
 
+def cmd_export(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="frx export", description="Write the latest checkpoint of a run folder "
+                                     "as a timm VisionTransformer state dict, frx's own safetensors or a big_vision .npz.")
+    parser.add_argument("workdir")
+    parser.add_argument("--to", required=True, choices=("timm", "safetensors", "big_vision"))
+    parser.add_argument("out", help="output file: .safetensors (timm, safetensors) or .npz (big_vision)")
+    parser.add_argument("--check", action="store_true", help="timm: compare timm's logits with frx's (needs torch, timm)")
+    args = parser.parse_args(argv)
+    from frx import export
+
+    written = export.export_run(args.workdir, args.to, args.out)
+    print(f"{args.out}: step {written['step']}, {written['tensors']} tensors, {written['params']:,} parameters")
+    if args.to == "timm":
+        print(written["code"])
+        if args.check:
+            diff = export.check_timm_export(args.workdir, args.out)
+            print(f"max |frx - timm| logit difference on 8 random images: {diff:.2e}")
+            return 0 if diff <= 1e-4 else 1
+    return 0
+
+
+def cmd_runs(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="frx runs", description="List the run folders under DIR.")
+    parser.add_argument("dir", nargs="?", default="runs")
+    parser.add_argument("--where", action="append", default=[],
+                        help="FIELD OP VALUE, e.g. 'optim.lr<1e-3', 'status=finished', 'eval/val/acc>=0.5' (repeatable)")
+    args = parser.parse_args(argv)
+    from frx import runs
+
+    wheres = [runs.parse_where(w) for w in args.where]
+    rows = runs.select([runs.read_run(path, args.dir) for path in runs.find_runs(args.dir)], wheres)
+    print(runs.format_table(rows) if rows else f"no runs under {args.dir}" + (" match" if wheres else ""))
+    return 0
+
+
+def cmd_report(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="frx report", description="Write one self-contained HTML report of a run.")
+    parser.add_argument("workdir")
+    parser.add_argument("--out", help="output file (default WORKDIR/report.html)")
+    parser.add_argument("--no-preview", dest="preview", action="store_false", help="leave out the augmentation preview")
+    args = parser.parse_args(argv)
+    from frx import report
+
+    print(report.write(args.workdir, args.out, preview=args.preview))
+    return 0
+
+
 COMMANDS = {
     "train": cmd_train,
     "aot": cmd_aot,
@@ -308,6 +361,9 @@ COMMANDS = {
     "sweep": cmd_sweep,
     "presets": cmd_presets,
     "data": cmd_data,
+    "export": cmd_export,
+    "runs": cmd_runs,
+    "report": cmd_report,
 }
 
 

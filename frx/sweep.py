@@ -39,15 +39,14 @@ import subprocess
 import sys
 import tomllib
 
-from frx import tracking
+from frx import runs, tracking
 from frx.config import ConfigError
 
 SWEEP_FILE = "sweep.json"
 RESULT_FILE = "result.json"
 RESULT_COLUMNS = ("status", "steps", "train_loss", "val_loss", "val_acc")
 DISTRIBUTIONS = ("log_uniform", "uniform", "choice")
-TRAIN_LOSS_TAIL = 0.1
-"""train_loss is the mean logged training loss over the last 10% of steps (one batch is noisy)."""
+TRAIN_LOSS_TAIL = runs.TRAIN_LOSS_TAIL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,26 +179,13 @@ def load(path: str, *, workdir: str | None = None, parallel: int | None = None) 
 # Results of one run
 
 
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
-
-
 def summarize_run(run_dir: str, returncode: int | None = None) -> dict:
-    """status (ok | diverged | failed | running) and the final metrics of a run folder."""
-    records = tracking.read_metrics(run_dir)
-    losses = [(r["step"], r["train/loss"]) for r in records if "train/loss" in r]
-    out = {"status": "running", "steps": losses[-1][0] if losses else 0,
-           "train_loss": float("nan"), "val_loss": float("nan"), "val_acc": float("nan")}
-    if any(not _finite(v) for _, v in losses):
-        out["status"] = "diverged"
+    """status (ok | diverged | failed | running) and the final metrics of a run folder (frx.runs, the
+    run index, reads them the same way)."""
+    summary = runs.summarize_metrics(tracking.read_metrics(run_dir))
+    out = {"status": "diverged" if summary["diverged"] else "running", **{c: summary[c] for c in RESULT_COLUMNS[1:]}}
+    if summary["diverged"]:
         return out
-    if losses:
-        last = losses[-1][0]
-        tail = [v for s, v in losses if s > last * (1 - TRAIN_LOSS_TAIL)] or [losses[-1][1]]
-        out["train_loss"] = sum(tail) / len(tail)
-    evals = [r for r in records if "eval/val/loss" in r]
-    if evals:
-        out["val_loss"], out["val_acc"] = evals[-1]["eval/val/loss"], evals[-1].get("eval/val/acc", float("nan"))
     if returncode is not None:
         out["status"] = "ok" if returncode == 0 else "failed"
     return out

@@ -105,10 +105,12 @@ def _jsonable(value):
 
 
 class MetricsWriter:
-    """Appends metrics to metrics.jsonl (floats unrounded) and TensorBoard; process 0 only."""
+    """Appends metrics to metrics.jsonl (floats unrounded) and TensorBoard; process 0 only.
+    `mirrors` get every record too (`.log(step, metrics)`, `.close()`): W&B, frx.wandb_mirror."""
 
-    def __init__(self, workdir: str, *, tensorboard: bool, enabled: bool = True):
+    def __init__(self, workdir: str, *, tensorboard: bool, enabled: bool = True, mirrors=()):
         self.enabled = enabled
+        self._mirrors = list(mirrors) if enabled else []
         self.workdir = workdir
         self.path = os.path.join(workdir, METRICS_FILE)
         self._tb = None
@@ -143,7 +145,11 @@ class MetricsWriter:
             for key, value in metrics.items():
                 if not isinstance(value, str):
                     self._tb.add_scalar(key, float(value), int(step))
+        for mirror in self._mirrors:
+            mirror.log(step, metrics)
 
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+        for mirror in self._mirrors:
+            mirror.close()

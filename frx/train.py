@@ -21,8 +21,9 @@ import time
 
 import jax
 
-from frx import ckpt, faults, models, preemption, preflight, schedules, sharding, tasks, tracking
+from frx import ckpt, faults, init_from, models, preemption, preflight, runs, schedules, sharding, tasks, tracking
 from frx import mup as mup_lib
+from frx import wandb_mirror
 from frx import state as state_lib
 from frx.config import ConfigError, TrainConfig, from_dict, model_fingerprint, to_dict, validate
 from frx.config import changes as config_changes
@@ -127,7 +128,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         is_main = jax.process_index() == 0
         # reliability: one process per run folder (before anything in it is cleaned up or written)
         with RunLock(workdir, say=lambda m: _say(is_main, m), enabled=is_main):
-            return _Run(run, signals).train()
+            with runs.record_status(workdir, enabled=is_main):  # status.json for `frx runs`
+                return _Run(run, signals).train()
 
 
 class _Run:
@@ -140,7 +142,8 @@ class _Run:
         self.workdir = get_workdir(cfg)
         self.is_main = jax.process_index() == 0
         self.checkpointer = ckpt.Checkpointer(self.workdir, cfg.ckpt, total_steps=self.total)
-        self.writer = tracking.MetricsWriter(self.workdir, tensorboard=cfg.log.tensorboard, enabled=self.is_main)
+        self.writer = tracking.MetricsWriter(self.workdir, tensorboard=cfg.log.tensorboard, enabled=self.is_main,
+                                             mirrors=wandb_mirror.make_mirrors(cfg, self.workdir, enabled=self.is_main))
         rows_index, rows_count = sharding.process_batch_slice(run.mesh)  # this process's rows of each batch
         train_ds = pipeline.make_train_dataset(
             run.sources["train"], run.task.train_pp, run.task.record_schema(), batch_size=cfg.batch_size,
@@ -179,7 +182,7 @@ class _Run:
             self.say(f"resumed {self.workdir} at step {start}/{self.total}")
             return start, state
         self.writer.truncate_after(-1)  # reliability: a run killed before its first checkpoint starts afresh
-        state = self.run.spec.init_state()
+        state = init_from.init_state(self.cfg, self.run.spec, say=self.say)  # fresh, or the weights of --init.from
         if self.is_main:
             self._write_run_files()
         return 0, state

@@ -15,13 +15,6 @@ from frx.config import ConfigError, ResumeConfig
 from frx.train import evaluate_run, setup, train
 from tests.support.configs import tiny_config
 
-TINY_CLI = (
-    "--batch_size 16 --model.variant mu/4 --model.width 32 --model.depth 2 --model.num_heads 2 "
-    "--model.image_size 16 --model.num_classes 4 --data.synthetic.train_size 256 --data.synthetic.val_size 64 "
-    "--data.synthetic.num_shapes 2 --data.synthetic.num_textures 1 --data.threads 1 --schedule.warmup_steps 2 "
-    "--log.every_steps 1 --log.progress False --log.plots False --log.tensorboard False"
-).split()
-
 
 def test_tiny_run_writes_config_metrics_checkpoints_and_plots(tmp_path):
     cfg = tiny_config(tmp_path / "run", log=dataclasses.replace(tiny_config().log, plots=True))

@@ -18,8 +18,8 @@ from frx.config.data import DataConfig, SyntheticConfig
 from frx.config.model import MODEL_CONFIGS, VIT_VARIANTS, AnyModelConfig, ModelDims, ViTConfig
 from frx.config.mup import MupConfig
 from frx.config.optim import OptimConfig, ScheduleConfig
-from frx.config.run import (CheckpointConfig, DistConfig, EvalConfig, FaultConfig, LogConfig, MeshConfig,
-                            ResumeConfig)
+from frx.config.run import (CheckpointConfig, DistConfig, EvalConfig, FaultConfig, InitConfig, LogConfig,
+                            MeshConfig, ResumeConfig)
 from frx.config.train import TrainConfig, from_dict, model_fingerprint, to_dict, validate
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "DistConfig",
     "EvalConfig",
     "FaultConfig",
+    "InitConfig",
     "LogConfig",
     "MeshConfig",
     "ModelDims",

@@ -14,7 +14,7 @@ import json
 
 # Dotted field names (or section prefixes) that do not change what is computed.
 FREE_TO_CHANGE = (
-    "name", "workdir", "log", "eval", "dist", "mesh", "resume",
+    "name", "workdir", "log", "eval", "dist", "mesh", "resume", "init",
     "ckpt.every_steps", "ckpt.every_minutes", "ckpt.keep", "ckpt.keep_every_steps", "ckpt.async_save",
     "ckpt.save_on_signal", "data.threads", "data.workers", "data.val_root", "data.v2_root", "data.real_json",
     "faults.max_skipped_steps",

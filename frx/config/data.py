@@ -46,10 +46,10 @@ class DataConfig:
     fixed-size arrays; device ops (value_range, randaug, ...) then run inside the jitted step.
     """
 
-    source: Literal["synthetic", "digits", "folder", "tfds", "tar"] = "synthetic"
-    """Embedded synthetic set, scikit-learn's digits, an image folder `root/class_name/*.jpg`, a TFDS data dir prepared as ArrayRecord, or webdataset-style tar shards."""
+    source: Literal["synthetic", "digits", "folder", "tfds", "tar", "arrays"] = "synthetic"
+    """Embedded synthetic set, scikit-learn's digits, an image folder `root/class_name/*.jpg`, a TFDS data dir prepared as ArrayRecord, webdataset-style tar shards, or arrays in an .npz (frx.data.arrays)."""
     root: str | None = None
-    """Image-folder root (folder), TFDS data dir (tfds), or shard pattern such as `/data/train-{0000..0146}.tar` (tar)."""
+    """Image-folder root (folder), TFDS data dir (tfds), shard pattern such as `/data/train-{0000..0146}.tar` (tar), or FILE.npz (arrays)."""
     val_root: str | None = None
     """Validation images evaluated as "val": a folder with the training class sub-folders, or a tar shard pattern (TFDS uses its validation split)."""
     tfds_name: str = "imagenet2012"
@@ -58,10 +58,10 @@ class DataConfig:
     """ImageNet-V2 for the "v2" eval: its folder (sub-folders 0..999) or a TFDS data dir; source=tfds also looks for imagenet_v2 in its root."""
     real_json: str | None = None
     """ImageNet-ReaL labels (real.json) of the validation images for the "real" eval; source=tfds also uses a prepared imagenet2012_real."""
-    minival_fraction: float = 0.01
-    """Fraction of the training images held out as "minival" (0 keeps them all for training)."""
+    minival_fraction: float | None = None
+    """Fraction of the training images held out as "minival" (0 keeps them all for training); unset: 0.01 (big_vision), none for arrays."""
     minival_split: Literal["auto", "per_class", "hash", "tail"] = "auto"
-    """How minival is chosen: per_class (exact per class), hash (balanced in expectation, any order), tail (big_vision's train[99%:]); auto = per_class for folders, tail for TFDS, hash for tar."""
+    """How minival is chosen: per_class (exact per class), hash (balanced in expectation, any order), tail (big_vision's train[99%:]); auto = per_class for folders and arrays, tail for TFDS, hash for tar."""
     pp_train: str = "decode|random_resized_crop(224)|flip_lr|value_range(-1,1)"
     """Training preprocessing ops, host ops first (see `frx.data.pp`)."""
     pp_eval: str = "decode|resize_small(256)|central_crop(224)|value_range(-1,1)"
@@ -80,13 +80,13 @@ class DataConfig:
     """Prefetch threads that prepare batches ahead of the training step."""
 
     def validate(self, prefix: str = "data") -> None:
-        for source in ("folder", "tfds", "tar"):
+        for source in ("folder", "tfds", "tar", "arrays"):
             if self.source == source and not self.root:
                 raise ConfigError(f"{prefix}.source={source} needs --{prefix}.root {_ROOT_HINTS[source]}")
         if self.minival_split == "per_class" and self.source == "tfds":  # tar shards: labels come with the index
             raise ConfigError(f"{prefix}.minival_split=per_class needs labels up front, which {prefix}.source=tfds "
                               "does not read before training; use tail (big_vision's split) or hash")
-        if not 0 <= self.minival_fraction < 1:
+        if self.minival_fraction is not None and not 0 <= self.minival_fraction < 1:
             raise ConfigError(f"{prefix}.minival_fraction must lie in [0, 1), got {self.minival_fraction}")
         if self.mixup_p < 0:
             raise ConfigError(f"{prefix}.mixup_p must be >= 0, got {self.mixup_p}")
@@ -103,4 +103,5 @@ _ROOT_HINTS = {
     "folder": "pointing at root/class_name/*.jpg",
     "tfds": "pointing at the TFDS data dir (holding imagenet2012/)",
     "tar": "with a shard pattern such as /data/train-{0000..0146}.tar",
+    "arrays": "FILE.npz with arrays image (uint8 N,H,W,3) and label (int N)",
 }

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from frx.config.base import ConfigError
+from frx.config.base import ConfigError, check_regexes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +112,31 @@ class CheckpointConfig:
             )
 
 
+def _cli_name(name: str):
+    """tyro's marker for a field whose command-line name differs from its Python name (`from` is a
+    keyword). It is created when type hints are resolved, so importing this module stays free of tyro."""
+    import tyro
+
+    return tyro.conf.arg(name=name)
+
+
+@dataclasses.dataclass(frozen=True)
+class InitConfig:
+    """Where a new run's parameters come from (frx.init_from). Only the weights: optimizer state, step,
+    RNG and data position start fresh. A resumed run restores its own checkpoint and ignores this."""
+
+    from_: Annotated[str | None, _cli_name("from")] = None
+    """A big_vision .npz, a frx safetensors export (`frx export RUN --to safetensors`) or a frx run folder (its latest checkpoint). In Python the field is `from_`."""
+    reset: tuple[str, ...] = ()
+    """Regexes of parameter paths that keep their fresh init instead, e.g. `head/.*` for a new class count."""
+
+    def validate(self, prefix: str = "init") -> None:
+        check_regexes(f"{prefix}.reset", self.reset)
+        if self.reset and not self.from_:
+            raise ConfigError(f"{prefix}.reset keeps some parameters fresh when others come from --{prefix}.from; "
+                              f"give --{prefix}.from")
+
+
 @dataclasses.dataclass(frozen=True)
 class ResumeConfig:
     """What happens when the run folder already holds a run (frx.config.changes)."""
@@ -153,6 +178,10 @@ class LogConfig:
     """Show a progress bar with img/s and ETA."""
     plots: bool = True
     """Write loss, learning-rate and accuracy plots at the end of the run."""
+    wandb: str | None = None
+    """Also log config and metrics to this Weights & Biases project (needs `pip install wandb`); a resumed run continues its W&B run."""
+    wandb_mode: Literal["offline", "online"] = "offline"
+    """offline: W&B writes into RUN/wandb/ only (upload later with `wandb sync`); online: upload as the run goes."""
 
     def validate(self, prefix: str = "log") -> None:
         if self.every_steps < 1:

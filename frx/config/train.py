@@ -15,8 +15,8 @@ from frx.config.data import DataConfig
 from frx.config.model import MODEL_CONFIGS, AnyModelConfig, ViTConfig
 from frx.config.mup import MupConfig
 from frx.config.optim import OptimConfig, ScheduleConfig
-from frx.config.run import (CheckpointConfig, DistConfig, EvalConfig, FaultConfig, LogConfig, MeshConfig,
-                            ResumeConfig)
+from frx.config.run import (CheckpointConfig, DistConfig, EvalConfig, FaultConfig, InitConfig, LogConfig,
+                            MeshConfig, ResumeConfig)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +65,8 @@ class TrainConfig:
     """Handling of non-finite losses and gradients."""
     mup: MupConfig = MupConfig()
     """Parametrization (standard or muP) and muP's base model."""
+    init: InitConfig = InitConfig()
+    """Initial parameters from a checkpoint (fine-tuning)."""
 
     def validate(self) -> TrainConfig:
         check_fields(self)

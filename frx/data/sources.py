@@ -15,25 +15,10 @@ import os
 import numpy as np
 
 from frx.config import ConfigError, DataConfig
+from frx.data.arrays import ArraySource, arrays_sources
 from frx.data.folder import FolderSource, scan_folder
 from frx.data.splits import holdout_per_class, split_train_minival
 from frx.data.synthetic import SyntheticSource
-
-
-class ArraySource:
-    """Images held in memory (already decoded)."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int, name: str):
-        self.images, self.labels, self.num_classes, self.name = images, labels, num_classes, name
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict:
-        return {"image": self.images[index], "label": int(self.labels[index])}
-
-    def __repr__(self) -> str:
-        return f"ArraySource({self.name}, n={len(self)})"
 
 
 def digits_sources(val_fraction: float = 0.2) -> dict[str, ArraySource]:
@@ -65,12 +50,17 @@ def _split_mode(cfg: DataConfig, default: str) -> str:
     return default if cfg.minival_split == "auto" else cfg.minival_split
 
 
+def _minival_fraction(cfg: DataConfig) -> float:
+    """data.minival_fraction, or big_vision's 1% when unset (arrays hold nothing out then: frx.data.arrays)."""
+    return 0.01 if cfg.minival_fraction is None else cfg.minival_fraction
+
+
 def folder_sources(cfg: DataConfig) -> dict:
     files, labels, classes = scan_folder(cfg.root)
     keys = [os.path.relpath(f, cfg.root) for f in files]
     train = FolderSource(files, labels, classes, cfg.root, max_bytes=max_file_bytes(cfg))
     sources = split_train_minival(train, _split_mode(cfg, "per_class"),
-                                  cfg.minival_fraction, keys=keys, labels=labels, subset=FolderSource.select)
+                                  _minival_fraction(cfg), keys=keys, labels=labels, subset=FolderSource.select)
     if cfg.val_root:
         sources["val"] = FolderSource(*scan_folder(cfg.val_root, classes), f"{cfg.val_root}:val",
                                       max_bytes=max_file_bytes(cfg))
@@ -82,7 +72,7 @@ def tfds_sources(cfg: DataConfig) -> dict:
 
     directory = tfds.find_dataset_dir(cfg.root, cfg.tfds_name)
     train = tfds.TfdsSource(directory, "train")
-    sources = split_train_minival(train, _split_mode(cfg, "tail"), cfg.minival_fraction)
+    sources = split_train_minival(train, _split_mode(cfg, "tail"), _minival_fraction(cfg))
     try:
         sources["val"] = tfds.TfdsSource(directory, "validation", num_classes=train.num_classes)
     except ConfigError:
@@ -94,7 +84,7 @@ def tar_sources(cfg: DataConfig) -> dict:
     from frx.data.tar_shards import TarShardSource
 
     train = TarShardSource(cfg.root, name="train")
-    sources = split_train_minival(train, _split_mode(cfg, "hash"), cfg.minival_fraction,
+    sources = split_train_minival(train, _split_mode(cfg, "hash"), _minival_fraction(cfg),
                                   keys=train.keys, labels=train.labels.tolist())
     if cfg.val_root:
         sources["val"] = TarShardSource(cfg.val_root, num_classes=train.num_classes, name="val")
@@ -129,6 +119,8 @@ def _add_imagenet_evals(cfg: DataConfig, sources: dict, num_classes: int, tfds_r
 
 def make_sources(cfg: DataConfig, image_size: int) -> dict:
     """The sources of a data config, keyed by split; `image_size` is the synthetic resolution."""
+    if cfg.source == "arrays":
+        return arrays_sources(cfg)
     if cfg.source == "synthetic":
         return {split: SyntheticSource(cfg.synthetic, split, image_size) for split in ("train", "val")}
     if cfg.source == "digits":
@@ -139,4 +131,4 @@ def make_sources(cfg: DataConfig, image_size: int) -> dict:
         return tfds_sources(cfg)
     if cfg.source == "tar":
         return tar_sources(cfg)
-    raise ConfigError(f"unknown data source {cfg.source!r}; use synthetic, digits, folder, tfds or tar")
+    raise ConfigError(f"unknown data source {cfg.source!r}; use synthetic, digits, folder, tfds, tar or arrays")

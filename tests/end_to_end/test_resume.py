@@ -18,8 +18,8 @@ import pytest
 
 from frx import tracking
 from frx.ckpt import read_arrays
+from tests.support.configs import TINY_CLI
 from tests.support.run_folders import assert_same_bits, complete_steps
-from tests.test_train import TINY_CLI
 
 ARGS = ("--total_steps", "60", "--ckpt.every_steps", "10", "--ckpt.keep", "100", "--eval.every_steps", "30")
 TOTAL = 60

@@ -10,8 +10,8 @@ from flax import nnx
 
 from frx import sharding
 from frx.config import MeshConfig
+from frx.data.arrays import ArraySource
 from frx.data.pp import make_pipeline
-from frx.data.sources import ArraySource
 from frx.evals.classification import ClassificationEvaluator, make_eval_step
 from tests.support.data_fixtures import image_schema
 

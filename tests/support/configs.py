@@ -37,3 +37,12 @@ def tiny_config(workdir=None, **overrides) -> TrainConfig:
         log=LogConfig(every_steps=1, tensorboard=False, progress=False, plots=False),
     )
     return dataclasses.replace(cfg, **overrides)
+
+
+# The same tiny run as command-line overrides of the demo preset (for `python -m frx train demo`).
+TINY_CLI = (
+    "--batch_size 16 --model.variant mu/4 --model.width 32 --model.depth 2 --model.num_heads 2 "
+    "--model.image_size 16 --model.num_classes 4 --data.synthetic.train_size 256 --data.synthetic.val_size 64 "
+    "--data.synthetic.num_shapes 2 --data.synthetic.num_textures 1 --data.threads 1 --schedule.warmup_steps 2 "
+    "--log.every_steps 1 --log.progress False --log.plots False --log.tensorboard False"
+).split()
