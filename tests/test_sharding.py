@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from frx import models, param_paths, presets, sharding
+from frx import models, param_paths, sharding
 from frx import state as state_lib
 from frx import train as train_lib
 from frx.config import ConfigError, MeshConfig, ViTConfig, validate
 from frx.models import vit
-from tests.support.configs import tiny_config
+from tests.support.configs import demo_with, tiny_config
 from tests.support.fixed_batches import train_steps
 
 # ---------------------------------------------------------------------------------------------- mesh
@@ -197,26 +197,15 @@ def test_fsdp_holds_an_eighth_of_the_parameter_and_optimizer_bytes_per_device():
         assert 1 / 8 <= ratio < 1 / 8 + 0.002, (part, ratio)
 
 
-def _demo(**changes):
-    cfg = presets.get("demo")
-    for path, value in changes.items():
-        section, _, field = path.partition("__")
-        if field:
-            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{field: value})})
-        else:
-            cfg = dataclasses.replace(cfg, **{section: value})
-    return cfg
-
-
 def test_batch_not_divisible_by_devices_is_refused_before_compiling():
     from frx import sharding
     from frx.config import MeshConfig
 
     mesh = sharding.make_mesh(MeshConfig(data=8))
     with pytest.raises(ConfigError, match="12 is not divisible by 8 data-parallel devices"):
-        sharding.check_batch(_demo(batch_size=12), mesh)
+        sharding.check_batch(demo_with(batch_size=12), mesh)
     with pytest.raises(ConfigError, match="= 20 is not divisible by 8 data-parallel devices"):
-        sharding.check_batch(_demo(batch_size=40, grad_accum=2), mesh)
+        sharding.check_batch(demo_with(batch_size=40, grad_accum=2), mesh)
     with pytest.raises(ConfigError, match="only 8 devices are visible"):
         sharding.make_mesh(MeshConfig(data=16))
 

@@ -13,7 +13,7 @@ import pytest
 from frx import presets, tracking
 from frx.config import ConfigError, ResumeConfig
 from frx.train import evaluate_run, setup, train
-from tests.support.configs import tiny_config
+from tests.support.configs import demo_with, tiny_config
 
 
 def test_tiny_run_writes_config_metrics_checkpoints_and_plots(tmp_path):
@@ -54,17 +54,6 @@ def test_resuming_with_another_model_is_refused(tmp_path):
         train(dataclasses.replace(other, resume=ResumeConfig(allow_changes=True)))
 
 
-def _demo(**changes):
-    cfg = presets.get("demo")
-    for path, value in changes.items():
-        section, _, field = path.partition("__")
-        if field:
-            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{field: value})})
-        else:
-            cfg = dataclasses.replace(cfg, **{section: value})
-    return cfg
-
-
 SETUP_ERRORS = [
     (dict(schedule__warmup_steps=1000), "warmup \\(1000 steps\\) must be shorter than training \\(800 steps\\)"),
     (dict(schedule__cooldown_steps=900), "schedule.cooldown_steps=900 is longer than training \\(800 steps\\)"),
@@ -86,25 +75,25 @@ SETUP_ERRORS = [
 @pytest.mark.parametrize("changes,message", SETUP_ERRORS, ids=[m[:40] for _, m in SETUP_ERRORS])
 def test_bad_run_setup_gives_one_line_error_before_compiling(changes, message):
     with pytest.raises(ConfigError, match=message) as info:
-        setup(_demo(**changes))
+        setup(demo_with(**changes))
     assert "\n" not in str(info.value)
 
 
 def test_a_workdir_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "run").write_text("not a folder")
     with pytest.raises(ConfigError, match="workdir .*run' exists and is not a folder"):
-        setup(_demo(workdir=str(tmp_path / "run")))
+        setup(demo_with(workdir=str(tmp_path / "run")))
 
 
 def test_a_workdir_under_a_file_or_in_a_read_only_folder_is_refused(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="would be created under .*file', which is a file"):
-        setup(_demo(workdir=str(tmp_path / "file" / "run")))
+        setup(demo_with(workdir=str(tmp_path / "file" / "run")))
     (tmp_path / "ro").mkdir()
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda path, mode: False if str(path).endswith("ro") else real_access(path, mode))
     with pytest.raises(ConfigError, match="ro' is not writable, so the run folder cannot be written"):
-        setup(_demo(workdir=str(tmp_path / "ro" / "run")))
+        setup(demo_with(workdir=str(tmp_path / "ro" / "run")))
 
 
 def _folder(root, classes, per_class=10):

@@ -12,23 +12,13 @@ from frx.config import (
     to_dict,
     validate,
 )
+from tests.support.configs import demo_with
 
 
 def test_config_round_trips_through_json():
     for name in presets.names():
         cfg = presets.get(name)
         assert from_dict(TrainConfig, to_dict(cfg)) == cfg
-
-
-def _demo(**changes):
-    cfg = presets.get("demo")
-    for path, value in changes.items():
-        section, _, field = path.partition("__")
-        if field:
-            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{field: value})})
-        else:
-            cfg = dataclasses.replace(cfg, **{section: value})
-    return cfg
 
 
 BAD_CONFIGS = [
@@ -92,7 +82,7 @@ BAD_CONFIGS = [
 @pytest.mark.parametrize("changes,message", BAD_CONFIGS, ids=[m[:40] for _, m in BAD_CONFIGS])
 def test_bad_config_gives_one_line_error(changes, message):
     with pytest.raises(ConfigError, match=message) as info:
-        validate(_demo(**changes))
+        validate(demo_with(**changes))
     assert "\n" not in str(info.value)
 
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from frx import presets
 from frx.config import (
     CheckpointConfig,
     DataConfig,
@@ -46,3 +47,15 @@ TINY_CLI = (
     "--data.synthetic.num_shapes 2 --data.synthetic.num_textures 1 --data.threads 1 --schedule.warmup_steps 2 "
     "--log.every_steps 1 --log.progress False --log.plots False --log.tensorboard False"
 ).split()
+
+
+def demo_with(**changes):
+    """The demo preset with `section__field=value` (or `field=value`) changes, e.g. model__width=64."""
+    cfg = presets.get("demo")
+    for path, value in changes.items():
+        section, _, field = path.partition("__")
+        if field:
+            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{field: value})})
+        else:
+            cfg = dataclasses.replace(cfg, **{section: value})
+    return cfg
