@@ -17,8 +17,8 @@ def test_every_preset_is_frozen_and_valid():
         cfg = presets.get(name)
         with pytest.raises(dataclasses.FrozenInstanceError):
             cfg.seed = 1  # type: ignore[misc]
-        if cfg.data.source == "folder":
-            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root="/data/imagenet/train"))
+        if cfg.data.source in ("folder", "tar_captions"):
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root="/data/train"))
         validate(cfg)
 
 
