@@ -197,7 +197,8 @@ def run(check: CoordCheck, *, log=print) -> dict:
         graphdef, abstract = nnx.split(model)
         abstract = nnx.to_pure_dict(abstract)
         tx = state_lib.make_optimizer(cfg, schedule, abstract)
-        step = _make_step(task, graphdef, tx, scales, models.reported_outputs(cfg.model), models.param_bounds(cfg.model))
+        step = _make_step(task, graphdef, tx, scales, models.reported_outputs(cfg.model),
+                          models.param_bounds(cfg.model))
         init = jax.jit(lambda key, c=cfg: state_lib.init_params(c.model, key, c.mup))
         for seed in range(check.seeds):
             params = init(jax.random.key(seed))

@@ -55,7 +55,8 @@ class HuggingFaceTokenizer:
         try:
             from tokenizers import Tokenizer
         except ImportError:
-            raise ConfigError("reading a tokenizer.json needs the `tokenizers` package: pip install tokenizers") from None
+            raise ConfigError("reading a tokenizer.json needs the `tokenizers` package: pip install tokenizers") \
+                from None
         try:
             self._tokenizer = Tokenizer.from_file(path)
         except Exception as e:  # the library raises a bare Exception on a malformed file

@@ -93,7 +93,8 @@ class FewshotEvaluator:
         self.kw = dict(graphdef=graphdef, batch_size=batch_size, mesh=mesh, threads=threads)
 
     def _features(self, params, source):
-        out = embeddings.collect(params, source, self.pp, self.schema, outputs=("features",), keep=("label",), **self.kw)
+        out = embeddings.collect(params, source, self.pp, self.schema, outputs=("features",), keep=("label",),
+                                 **self.kw)
         return out["features"], out["label"]
 
     def run(self, params) -> dict[str, float]:

@@ -13,7 +13,8 @@ import importlib.resources
 
 from frx.config import ConfigError
 
-_TEMPLATE_FILES = {"openai_imagenet": "openai_imagenet_templates.txt", "simple_imagenet": "simple_imagenet_templates.txt"}
+_TEMPLATE_FILES = {"openai_imagenet": "openai_imagenet_templates.txt",
+                   "simple_imagenet": "simple_imagenet_templates.txt"}
 
 
 @functools.cache

@@ -177,13 +177,29 @@ class EncoderBlock(nnx.Module):
 
 def run_blocks(blocks, x: jax.Array, *, remat: bool = False) -> jax.Array:
     """x through each block, the residual stream pinned to the batch layout after every block.
-    `remat` recomputes each block's activations in the backward pass (jax.checkpoint per block):
-    the same values and gradients, one block's activations in memory instead of all of them."""
-    call = nnx.remat(lambda block, y: block(y)) if remat else (lambda block, y: block(y))
+
+    `remat` recomputes each block's activations in the backward pass: the blocks' parameters are
+    stacked (at trace time; their paths stay `blocks/3/...`) and run by a `lax.scan` whose body is
+    `jax.checkpoint`ed, so the backward pass keeps each block's input and one block's activations.
+    (A checkpoint per block in an unrolled loop saves nothing on XLA:CPU, whose scheduler computes
+    all recomputations up front: 4 ViT-S blocks at batch 64 needed 2.73 GiB with it, 2.62 without.)
+    Values and gradients are those of the plain loop."""
     x = constrain(x, ("batch", None, None))
-    for block in blocks:
-        x = constrain(call(block, x), ("batch", None, None))
-    return x
+    if not remat:
+        for block in blocks:
+            x = constrain(block(x), ("batch", None, None))
+        return x
+    graphdef, first = nnx.split(blocks[0])
+    states = [first] + [nnx.split(block)[1] for block in list(blocks)[1:]]
+    if any(nnx.split(block)[0] != graphdef for block in blocks):
+        raise ValueError("remat scans over the blocks, which must share one structure and static settings")
+
+    @jax.checkpoint
+    def step(y, state):
+        return constrain(nnx.merge(graphdef, state)(y), ("batch", None, None)), None
+
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+    return jax.lax.scan(step, x, stacked)[0]
 
 
 class MapHead(nnx.Module):

@@ -178,8 +178,8 @@ def _check_tokenizer(cfg: TrainConfig, op: TokenizeOp, field: str) -> None:
     if text.pool == "eos":
         probe = op.tokenizer.encode("a photo of a cat.", op.length)
         if text.eos_id not in probe.tolist():
-            raise ConfigError(f"model.text.pool=eos looks for token {text.eos_id}, but the tokenizer puts no such id in "
-                              f"'a photo of a cat.' ({probe.tolist()[:12]}...); set --model.text.eos_id to its "
+            raise ConfigError(f"model.text.pool=eos looks for token {text.eos_id}, but the tokenizer puts no such id "
+                              f"in 'a photo of a cat.' ({probe.tolist()[:12]}...); set --model.text.eos_id to its "
                               "end-of-text id, or use --model.text.pool last")
 
 

@@ -69,7 +69,8 @@ def test_a_broken_image_is_skipped_and_counted_by_the_training_stream(tmp_path):
 
     source = CaptionedTarSource(_write(tmp_path))
     schema = {"image": Field((8, 8, 3), "uint8"), "tokens": Field((6,), "int32")}
-    ds = pipeline.make_train_dataset(source, make_pipeline("decode|resize(8)|tokenize(6)"), schema, batch_size=4, seed=0)
+    pp = make_pipeline("decode|resize(8)|tokenize(6)")
+    ds = pipeline.make_train_dataset(source, pp, schema, batch_size=4, seed=0)
     batches = [ds[i] for i in range(4)]
     skipped = sum(int(np.count_nonzero(b["skipped"])) for b in batches)
     assert skipped == 4  # 16 stream positions over 4 records: the broken one is met 4 times

@@ -25,6 +25,7 @@ def test_top1_and_top5_by_cosine_similarity():
 
 def test_the_shipped_imagenet_names_and_templates_are_openais():
     names, templates = prompts.imagenet_classnames(), prompts.templates("openai_imagenet")
-    assert len(names) == 1000 and names[0] == "tench" and names[999] == "toilet paper" and names[207] == "Golden Retriever"
+    assert len(names) == 1000 and names[0] == "tench" and names[999] == "toilet paper"
+    assert names[207] == "Golden Retriever"
     assert len(templates) == 80 and templates[0] == "a bad photo of a {}." and all("{}" in t for t in templates)
     assert len(prompts.templates("simple_imagenet")) == 7 and prompts.templates("photo") == ("a photo of a {}.",)

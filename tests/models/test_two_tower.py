@@ -44,7 +44,8 @@ def test_every_parameter_has_logical_axes_and_the_scalars_none():
     params = state_lib.abstract_model(dataclasses.replace(CFG, logit_bias_init=-10.0))[1]
     axes = sharding.logical_axes(params, models.logical_axes_rules(CFG))
     assert axes["logit_scale"] == () and axes["logit_bias"] == ()
-    assert axes["text"]["embedding"] == ("vocab", "embed") and axes["image"]["head"]["kernel"] == ("embed", "embed_proj")
+    assert axes["text"]["embedding"] == ("vocab", "embed")
+    assert axes["image"]["head"]["kernel"] == ("embed", "embed_proj")
 
 
 def _batch():
@@ -70,9 +71,10 @@ def test_embeddings_are_unit_vectors_and_scale_and_bias_start_at_their_inits():
     assert models.param_bounds(CFG) == (("logit_scale", 0.0, math.log(100)),) and models.param_bounds(siglip_cfg) == ()
 
 
-def test_rematerialised_blocks_give_the_same_loss_and_gradients():
+def test_rematerialised_blocks_give_identical_loss_and_gradients():
     images, tokens = _batch()
-    cfg = dataclasses.replace(CFG, image=dataclasses.replace(IMAGE, depth=1), text=dataclasses.replace(CFG.text, depth=1))
+    cfg = dataclasses.replace(CFG, image=dataclasses.replace(IMAGE, depth=1),
+                              text=dataclasses.replace(CFG.text, depth=1))
 
     def loss_and_grads(cfg):
         graphdef, params = _model_fn(cfg)
@@ -84,7 +86,9 @@ def test_rematerialised_blocks_give_the_same_loss_and_gradients():
         return jax.jit(jax.value_and_grad(loss))(params)
 
     plain, remat = loss_and_grads(cfg), loss_and_grads(dataclasses.replace(cfg, remat=True))
-    assert dataclasses.replace(cfg, remat=True).image_tower().remat and dataclasses.replace(cfg, remat=True).text_tower().remat
-    np.testing.assert_allclose(remat[0], plain[0], rtol=1e-6)
+    both = dataclasses.replace(cfg, remat=True)
+    assert both.image_tower().remat and both.text_tower().remat
+    # the recomputation runs the same operations: on the CPU the bits are identical
+    np.testing.assert_array_equal(remat[0], plain[0])
     for a, b in zip(jax.tree.leaves(remat[1]), jax.tree.leaves(plain[1])):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(a, b)
