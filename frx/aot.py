@@ -91,6 +91,13 @@ def _size(n: float) -> str:
     return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / MIB:.1f} MiB"
 
 
+def _dtypes(model) -> str:
+    """The compute dtype of a model, or of each tower ("bfloat16 / float32")."""
+    if hasattr(model, "dtype"):
+        return model.dtype
+    return " / ".join(dict.fromkeys(tower.dtype for tower in (model.image, model.text)))
+
+
 def compile_train_step(cfg: TrainConfig, mesh):
     """(compiled step, abstract state, abstract batch) for `cfg` on `mesh`, from shapes only."""
     from frx import mup, sharding, tasks
@@ -124,7 +131,7 @@ def memory_report(cfg: TrainConfig, mesh) -> MemoryReport:
     stats = compiled.memory_analysis()
     num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
     summary = (
-        f"frx aot {cfg.name}: {models.describe(cfg.model)} ({num_params / 1e6:.1f}M params, {cfg.model.dtype}), "
+        f"frx aot {cfg.name}: {models.describe(cfg.model)} ({num_params / 1e6:.1f}M params, {_dtypes(cfg.model)}), "
         f"batch {cfg.batch_size} (grad_accum {cfg.grad_accum}), {sharding.describe(cfg.mesh, mesh)}"
     )
     return MemoryReport(

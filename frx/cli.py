@@ -64,7 +64,9 @@ def parse_train_args(preset_name: str, args: list[str]):
     preset = presets.get(preset_name)
     cfg = _one_line_errors(lambda: tyro.cli(
         type(preset), default=preset, args=args, prog=f"frx train {preset_name}",
-        description=presets.describe(preset_name), use_underscores=True, config=(tyro.conf.FlagConversionOff,),
+        description=presets.describe(preset_name), use_underscores=True,
+        # AvoidSubcommands: the model section is a union of architectures; the preset's kind gives flat flags
+        config=(tyro.conf.FlagConversionOff, tyro.conf.AvoidSubcommands),
     ), f"frx train {preset_name} --help")
     cfg = _keep_given(preset, cfg, _DURATIONS)
     cfg = dataclasses.replace(cfg, schedule=_keep_given(preset.schedule, cfg.schedule, _WARMUPS))

@@ -7,7 +7,8 @@ module's l1 against width on log-log axes should be flat under muP at every t; u
 with width after the first update. A module passes when its log2-log2 slope satisfies
 |slope| < tolerance (0.13 = log(1.2)/log(4): at most x1.2 per x4 width, mup's unit test) at every t.
 Two exceptions, both what muP predicts: an output that is exactly 0 at every width (a zero-initialised
-head at t = 1) passes, and attention and output logits may *shrink* with width, no faster than
+head at t = 1) passes, and attention and output logits (and a two-tower's projections, which are
+readouts too) may *shrink* with width, no faster than
 width^-1/2: their part that comes from the random init vanishes like that under 1/d attention and the
 1/m readout (unless queries / head are zero-initialised), while the part the updates add stays
 Theta(1), so the sum flattens as training goes on (mup README, "Coord Check").
@@ -30,7 +31,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from frx import mup, param_paths, schedules, tasks
+from frx import models, mup, optim, param_paths, schedules, tasks
 from frx import state as state_lib
 from frx.config import ConfigError, ScheduleConfig, TrainConfig, validate
 from frx.models import layers
@@ -62,7 +63,8 @@ class CoordCheck:
 
 
 def width_config(cfg: TrainConfig, width: int, *, scale_heads: bool = False) -> TrainConfig:
-    """`cfg` at another width: MLP ratio kept; heads kept (head_dim scales) or scaled (head_dim kept)."""
+    """`cfg` at another width: MLP ratio kept; heads kept (head_dim scales) or scaled (head_dim kept).
+    `width` is the model's `dims()` width (a two-tower's image tower; its text tower follows)."""
     dims = cfg.model.dims()
     mlp_dim, rest = divmod(dims.mlp_dim * width, dims.width)
     heads, rest_h = divmod(dims.num_heads * width, dims.width) if scale_heads else (dims.num_heads, 0)
@@ -86,38 +88,42 @@ def fixed_batch(cfg: TrainConfig, task: tasks.Task, batch_size: int) -> dict:
     return task.prepare(jax.tree.map(jnp.asarray, batch), jax.random.PRNGKey(cfg.seed))
 
 
-def _module_path(keys) -> tuple[str, str]:
-    """(module path, method) of a captured output, e.g. ("blocks/0/attn", "__call__")."""
+def _output_key(keys) -> tuple[str, int] | None:
+    """("MODULE_PATH.METHOD" or "MODULE_PATH.METHOD/OUTPUT", call index) of a captured output, e.g.
+    ("image/blocks/0/attn.__call__", 0) or ("image.features/pre_logits", 0); None for other captures.
+    nnx.capture keys are the module path, the method name, the call index, then a dict output's key."""
     names = [str(k) for k in keys]
-    method_at = max(i for i, k in enumerate(names) if k in ("__call__", "features", "position_embedding"))
-    return "/".join(names[:method_at]), names[method_at]
+    calls = [i for i, k in enumerate(keys) if isinstance(k, int) and i > 0]  # the last int: the call index
+    if not calls:
+        return None
+    at = calls[-1]
+    module, method, rest = "/".join(names[: at - 1]), names[at - 1], names[at + 1 :]
+    return f"{module}.{method}" + ("/" + "/".join(rest) if rest else ""), keys[at]
 
 
-def _reported_outputs(intermediates: dict) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
-    """(reported outputs by name, every module's __call__ output by module path)."""
+def _reported_outputs(intermediates: dict, rules) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+    """(reported outputs by name, every module's __call__ output by module path). `rules` are the
+    model's REPORTED_OUTPUTS (frx.models.reported_outputs); a call index above 0 is a parent class's
+    method running inside the captured one, and is skipped."""
     calls, reported = {}, {}
     for keys, value in jax.tree_util.tree_flatten_with_path(intermediates)[0]:
-        keys = [getattr(k, "key", getattr(k, "idx", k)) for k in keys]
-        module, method = _module_path(keys)
-        if method == "features" and keys[-1] == "pre_logits":
-            reported["pre_logits"] = value
-        if method == "__call__" and keys[-1] == 0:  # index 1+: a parent class's call inside it
+        found = _output_key([getattr(k, "key", getattr(k, "idx", k)) for k in keys])
+        if found is None or found[1] != 0:
+            continue
+        key = found[0]
+        module = key.split(".", 1)[0]
+        if key.endswith(".__call__"):
             calls[module] = value
-    for module, value in calls.items():
-        if module == "embedding":
-            reported["embedding"] = value
-        elif module == "head":
-            reported["logits"] = value
-        elif re.fullmatch(r"blocks/\d+", module):
-            reported[f"{module}/residual"] = value
-        elif re.fullmatch(r"(.*/)?(attn|mlp)", module) or module == "map":
-            reported[module] = value
+        for pattern, name in rules:
+            if re.fullmatch(pattern, key):
+                reported[name.format(module=module)] = value
+                break
     return reported, calls
 
 
-def _l1_of_outputs(intermediates: dict, attention_scales: dict[str, float]) -> dict[str, jax.Array]:
+def _l1_of_outputs(intermediates: dict, attention_scales: dict[str, float], rules) -> dict[str, jax.Array]:
     """mean |x| of each reported output, plus the attention logits scale * q.k of each attention."""
-    reported, calls = _reported_outputs(intermediates)
+    reported, calls = _reported_outputs(intermediates, rules)
     stats = {name: jnp.mean(jnp.abs(value.astype(jnp.float32))) for name, value in reported.items()}
     for attn, scale in attention_scales.items():
         q, k = calls[f"{attn}/q"].astype(jnp.float32), calls[f"{attn}/k"].astype(jnp.float32)
@@ -129,28 +135,30 @@ _BLOCK_PARTS = ("attn/logits", "attn", "mlp", "residual")
 
 
 def _order(name: str) -> tuple:
-    """Forward order: embedding, each block (attention logits, attn, mlp, residual), the rest, logits."""
-    if name == "embedding":
-        return (0, 0, 0, name)
-    match = re.fullmatch(r"blocks/(\d+)/(.*)", name)
+    """Forward order within each tower (a path prefix such as image/): embedding, each block (attention
+    logits, attn, mlp, residual), the rest, pre_logits, then the readout (logits, projection)."""
+    match = re.fullmatch(r"((?:.*/)?)blocks/(\d+)/(.*)", name)
     if match:
-        part = match.group(2)
+        prefix, part = match.group(1), match.group(3)
         rank = _BLOCK_PARTS.index(part) if part in _BLOCK_PARTS else len(_BLOCK_PARTS)
-        return (1, int(match.group(1)), rank, part)
-    return ({"pre_logits": 3, "logits": 4}.get(name, 2), 0, 0, name)
+        return (prefix, 1, int(match.group(2)), rank, part)
+    prefix, _, last = name.rpartition("/")
+    prefix = prefix + "/" if prefix else ""
+    stage = {"embedding": 0, "pre_logits": 3, "pooled": 3, "logits": 4, "projection": 4}.get(last, 2)
+    return (prefix, stage, 0, 0, last)
 
 
-def _make_step(task: tasks.Task, graphdef, tx, scales):
+def _make_step(task: tasks.Task, graphdef, tx, scales, rules, bounds):
     def loss_and_stats(params, batch):
         capture = nnx.capture(lambda model, b: task.loss(model, b, jax.random.PRNGKey(0))[0], nnx.Intermediate,
                               method_outputs=nnx.Intermediate)
         loss, intermediates = capture(nnx.merge(graphdef, params), batch)
-        return loss, _l1_of_outputs(nnx.to_pure_dict(intermediates), scales)
+        return loss, _l1_of_outputs(nnx.to_pure_dict(intermediates), scales, rules)
 
     def step(params, opt_state, batch):
         (_, stats), grads = jax.value_and_grad(loss_and_stats, has_aux=True)(params, batch)
         updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, stats
+        return optim.clamp_to_bounds(optax.apply_updates(params, updates), bounds), opt_state, stats
 
     return jax.jit(step)
 
@@ -189,7 +197,8 @@ def run(check: CoordCheck, *, log=print) -> dict:
         graphdef, abstract = nnx.split(model)
         abstract = nnx.to_pure_dict(abstract)
         tx = state_lib.make_optimizer(cfg, schedule, abstract)
-        step = _make_step(task, graphdef, tx, scales)
+        step = _make_step(task, graphdef, tx, scales, models.reported_outputs(cfg.model),
+                          models.param_bounds(cfg.model))
         init = jax.jit(lambda key, c=cfg: state_lib.init_params(c.model, key, c.mup))
         for seed in range(check.seeds):
             params = init(jax.random.key(seed))
@@ -230,8 +239,9 @@ def verdicts(result: dict, tolerance: float = DEFAULT_TOLERANCE) -> dict[str, di
         slopes, ok = [], True
         for t in range(steps):
             s = slope(widths, [per_width[str(w)][t] for w in widths])
-            # Logits (attention and output) may shrink, but no faster than their random-init part does.
-            shrinking_init_part = name.endswith("logits") and -0.5 - tolerance < s < 0
+            # Logits (attention, output, a two-tower's projections) may shrink, but no faster than their
+            # random-init part does.
+            shrinking_init_part = name.endswith(("logits", "projection")) and -0.5 - tolerance < s < 0
             ok &= bool(abs(s) < tolerance or shrinking_init_part)
             slopes.append(s)
         out[name] = {"slopes": slopes, "pass": ok}

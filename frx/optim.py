@@ -103,3 +103,17 @@ def make(
         return tx
     labels = jax.tree.map(lambda t: "train" if t else "frozen", trainable)
     return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+
+
+def clamp_to_bounds(params, bounds):
+    """`params` with each parameter matched by a (path regex, low, high) bound clipped into [low, high];
+    the others unchanged. Applied to the parameters *after* each update, it is open_clip's in-place
+    `logit_scale.clamp_(0, ln 100)` after the optimizer step (frx.models.param_bounds)."""
+    if not bounds:
+        return params
+
+    def clip(path, p):
+        bound = param_paths.first_match([(pattern, (low, high)) for pattern, low, high in bounds], path, None)
+        return p if bound is None else jnp.clip(p, bound[0], bound[1])
+
+    return param_paths.map_with_path(clip, params)

@@ -14,7 +14,8 @@ def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 
 def write_run_plots(workdir: str) -> list[str]:
-    """Writes loss.png, lr.png and accuracy.png into `workdir`; returns the paths written."""
+    """Writes loss.png, lr.png and accuracy.png (zeroshot.png and retrieval.png for image-text runs)
+    into `workdir`; returns the paths written."""
     plt = pyplot()
     records = tracking.read_metrics(workdir)
     if not records:
@@ -24,6 +25,10 @@ def write_run_plots(workdir: str) -> list[str]:
         "loss.png": ("loss", [k for k in keys if k == "train/loss" or (k.startswith("eval/") and k.endswith("/loss"))], "log"),
         "lr.png": ("learning rate", ["train/lr"], "linear"),
         "accuracy.png": ("top-1 accuracy", [k for k in keys if k.startswith("eval/") and k.endswith("/acc")], "linear"),
+        # image-text runs (frx.tasks.contrastive): zero-shot and few-shot top-1, retrieval recall
+        "zeroshot.png": ("top-1 accuracy", [k for k in keys if k.endswith("/zeroshot_top1")
+                                            or (k.startswith("eval/fewshot/") and k.endswith("shot"))], "linear"),
+        "retrieval.png": ("recall", [k for k in keys if k.startswith("eval/") and k.endswith(("_r1", "_r5"))], "linear"),
     }
     written = []
     for filename, (ylabel, series, yscale) in figures.items():

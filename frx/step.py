@@ -1,7 +1,8 @@
 """The train step: a pure function (state, batch) -> (state, metrics), jitted once with the state
 donated. It knows the objective only through its task (frx.tasks): the task prepares the batch on
 the device and computes the loss; the step does value-and-grad, gradient accumulation, fault
-accounting and the optimizer. Randomness (augmentation, mixup, anything the loss draws) comes from
+accounting, the optimizer and the model's parameter bounds (frx.models.param_bounds, clamped after
+the update). Randomness (augmentation, mixup, anything the loss draws) comes from
 the loop key folded with the step number. Non-finite losses and gradients, and skipped or converted
 records, are counted in the state (frx.faults), never checked with a host round trip.
 
@@ -17,7 +18,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from frx import faults, optim, sharding
+from frx import faults, models, optim, sharding
 from frx.config import TrainConfig
 from frx.state import StateSpec
 from frx.tasks import Task
@@ -34,6 +35,7 @@ def make_train_step(cfg: TrainConfig, task: Task, spec: StateSpec, mesh, trainab
     shards = sharding.num_batch_shards(mesh)
     batch_axes = sharding.batch_spec(mesh)[0]
     inject_at = faults.injected_steps()  # test-only hook; empty in real runs, and then nothing is traced
+    bounds = models.param_bounds(cfg.model)  # e.g. a two-tower's log-scale in [0, ln 100]; usually none
 
     def keep_layout(grads):
         return jax.lax.with_sharding_constraint(grads, spec.params_sharding)
@@ -77,7 +79,8 @@ def make_train_step(cfg: TrainConfig, task: Task, spec: StateSpec, mesh, trainab
         updates, opt_state = spec.tx.update(grads, state["opt"], params)
         bad = faults.is_nonfinite(loss, grad_norm)
         params, opt_state = faults.guard_update(
-            cfg.faults.nonfinite, bad, (params, state["opt"]), (optax.apply_updates(params, updates), opt_state)
+            cfg.faults.nonfinite, bad, (params, state["opt"]),
+            (optim.clamp_to_bounds(optax.apply_updates(params, updates), bounds), opt_state)
         )
         counters = faults.count(state["faults"], step, bad, batch)
         metrics = {

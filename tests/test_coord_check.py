@@ -81,6 +81,33 @@ def test_coord_check_passes_for_mup_and_fails_for_sp_on_a_small_vit(tmp_path, ca
     assert judged["blocks/0/attn/logits"]["slopes"][2] > 0.3
 
 
+TWO_TOWER_ARGS = (
+    "clip_demo --widths 16 128 --steps 3 --seeds 2 --lr 0.01 --batch 8 --model.image.image_size 16 "
+    "--model.image.depth 1 --model.image.width 16 --model.image.num_heads 2 --model.text.depth 1 --model.text.width 16 "
+    "--model.text.num_heads 2 --model.text.context_length 16 --data.pp_train decode|tokenize(16)|value_range(-1,1) "
+    "--data.pp_eval decode|tokenize(16)|value_range(-1,1) --data.synthetic.train_size 64 --fewshot.source none"
+).split()
+
+
+@pytest.mark.slow
+def test_coord_check_passes_for_mup_and_fails_for_sp_on_both_towers_of_a_two_tower_model(tmp_path):
+    """Both towers' widths scale together (the text tower at the image tower's ratio); the projections
+    are readouts, allowed to shrink like logits. muP: flat at every step; SP: the blocks grow."""
+    results = {}
+    for param in ("mup", "sp"):
+        assert cli.cmd_coord_check([*TWO_TOWER_ARGS, "--param", param, "--workdir", str(tmp_path / param)]) == 0
+        with open(tmp_path / param / coord_check.RESULT_FILE) as f:
+            results[param] = json.load(f)
+    names = list(results["mup"]["modules"])
+    assert names == ["image/embedding", "image/blocks/0/attn/logits", "image/blocks/0/attn", "image/blocks/0/mlp",
+                     "image/blocks/0/residual", "image/pre_logits", "image/projection", "text/blocks/0/attn/logits",
+                     "text/blocks/0/attn", "text/blocks/0/mlp", "text/blocks/0/residual", "text/pooled",
+                     "text/projection"]
+    assert coord_check.passed(results["mup"]) and not coord_check.passed(results["sp"])
+    sp = coord_check.verdicts(results["sp"])
+    assert sp["text/blocks/0/residual"]["slopes"][2] > 0.3 and sp["image/blocks/0/residual"]["slopes"][2] > 0.3
+
+
 def test_the_fixed_batch_is_checked_against_the_model_like_a_training_run():
     cfg = tiny_config()
     wrong = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_classes=cfg.model.num_classes - 1))

@@ -272,7 +272,7 @@ def test_mup_switches_work_on_every_preset():
     from frx import presets
 
     for name in presets.names():
-        root = ["--data.root", "/data/train"] if presets.get(name).data.source == "folder" else []
+        root = ["--data.root", "/data/train"] if presets.get(name).data.source in ("folder", "tar_captions") else []
         cfg = parse_train_args(name, ["--mup.param", "mup", "--mup.base_width", "192", *root])
         assert cfg.mup == MupConfig(param="mup", base_width=192)
         assert mup.base_model_config(cfg.model, cfg.mup).dims().width == 192
@@ -343,3 +343,17 @@ def test_wider_is_better_under_mup_after_a_few_hundred_steps():
     for end in (100, 200):
         smoothed = {w: np.mean(c[end - 20:end]) for w, c in curves.items()}
         assert smoothed[16] > smoothed[64] > smoothed[256], (end, smoothed)
+
+
+def test_a_two_towers_widths_scale_together_and_its_projections_are_readouts():
+    from frx import presets
+
+    model = presets.get("clip_demo").model  # image width 96, text width 64
+    table = mup.roles(model, MupConfig(param="mup", base_width=48))  # the text tower's base: 32
+    assert mup.base_model_config(model, MupConfig(param="mup", base_width=48)).text.width == 32
+    roles = {path: r.role for path, r in table.items()}
+    assert roles["image/head/kernel"] == roles["text/head/kernel"] == "output"
+    assert roles["image/embedding/kernel"] == "input" and roles["text/embedding"] == "vector"
+    assert roles["text/blocks/1/mlp/fc2/kernel"] == roles["image/blocks/3/attn/q/kernel"] == "hidden"
+    assert roles["logit_scale"] == "finite" and table["text/blocks/0/mlp/fc1/kernel"].fan_in_mult == 2.0
+    assert mup.readout_multiplier(table["text/head/kernel"], MupConfig(param="mup")) == 0.5

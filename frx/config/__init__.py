@@ -3,9 +3,10 @@
 Every field carries a docstring; tyro turns them into `frx train PRESET --help`. Each section is a
 dataclass that validates its own fields (`validate(prefix)`), next to its definition:
 
-    model.py   the architecture, a choice by `kind` (ViTConfig)
+    model.py   the architecture, a choice by `kind` (ViTConfig, TwoTowerConfig with its TextConfig)
     data.py    sources and op strings          optim.py  optimizer and schedule
     mup.py     the parametrization's fields    run.py    mesh, processes, checkpoints, eval, logs, faults
+    contrastive.py  the contrastive task's loss    fewshot.py  the few-shot linear evaluator
     train.py   TrainConfig: the sections together, cross-section checks, JSON round trips
     changes.py which fields a resumed run may change
 
@@ -14,8 +15,18 @@ need devices, datasets or parameter shapes run in `frx.train.setup` before anyth
 """
 
 from frx.config.base import ConfigError
+from frx.config.contrastive import ContrastiveConfig
 from frx.config.data import DataConfig, SyntheticConfig
-from frx.config.model import MODEL_CONFIGS, VIT_VARIANTS, AnyModelConfig, ModelDims, ViTConfig
+from frx.config.fewshot import FewshotConfig
+from frx.config.model import (
+    MODEL_CONFIGS,
+    VIT_VARIANTS,
+    AnyModelConfig,
+    ModelDims,
+    TextConfig,
+    TwoTowerConfig,
+    ViTConfig,
+)
 from frx.config.mup import MupConfig
 from frx.config.optim import OptimConfig, ScheduleConfig
 from frx.config.run import (CheckpointConfig, DistConfig, EvalConfig, FaultConfig, InitConfig, LogConfig,
@@ -28,11 +39,13 @@ __all__ = [
     "AnyModelConfig",
     "CheckpointConfig",
     "ConfigError",
+    "ContrastiveConfig",
     "DataConfig",
     "DistConfig",
     "EvalConfig",
     "FaultConfig",
     "InitConfig",
+    "FewshotConfig",
     "LogConfig",
     "MeshConfig",
     "ModelDims",
@@ -41,7 +54,9 @@ __all__ = [
     "ResumeConfig",
     "ScheduleConfig",
     "SyntheticConfig",
+    "TextConfig",
     "TrainConfig",
+    "TwoTowerConfig",
     "ViTConfig",
     "from_dict",
     "model_fingerprint",

@@ -24,6 +24,8 @@ class SyntheticConfig:
     """Colour families (red, green, blue, yellow), taken in that order."""
     num_textures: int = 2
     """Fill textures (solid, stripes, checks), taken in that order."""
+    holdout: int = 6
+    """synthetic_captions: combination (shape s, colour c, texture t) never appears in training when (s + c + t) % holdout == 0, so zero-shot on it needs composition (0 holds out none)."""
 
     @property
     def num_classes(self) -> int:
@@ -35,6 +37,8 @@ class SyntheticConfig:
         for name, most in (("num_shapes", 8), ("num_colours", 4), ("num_textures", 3)):
             if not 1 <= getattr(self, name) <= most:
                 raise ConfigError(f"{prefix}.{name} must lie in 1..{most}, got {getattr(self, name)}")
+        if self.holdout < 0:
+            raise ConfigError(f"{prefix}.holdout must be >= 0 (0 holds out no combination), got {self.holdout}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,10 +50,11 @@ class DataConfig:
     fixed-size arrays; device ops (value_range, randaug, ...) then run inside the jitted step.
     """
 
-    source: Literal["synthetic", "digits", "folder", "tfds", "tar", "arrays"] = "synthetic"
-    """Embedded synthetic set, scikit-learn's digits, an image folder `root/class_name/*.jpg`, a TFDS data dir prepared as ArrayRecord, webdataset-style tar shards, or arrays in an .npz (frx.data.arrays)."""
+    source: Literal["synthetic", "digits", "folder", "tfds", "tar", "arrays", "synthetic_captions", "tar_captions",
+                    "tfrecord_captions"] = "synthetic"
+    """Embedded synthetic set, scikit-learn's digits, an image folder `root/class_name/*.jpg`, a TFDS data dir prepared as ArrayRecord, webdataset-style tar shards, arrays in an .npz (frx.data.arrays); image-text pairs: the embedded captioned set, img2dataset tar shards or TFRecord files."""
     root: str | None = None
-    """Image-folder root (folder), TFDS data dir (tfds), shard pattern such as `/data/train-{0000..0146}.tar` (tar), or FILE.npz (arrays)."""
+    """Image-folder root (folder), TFDS data dir (tfds), shard pattern such as `/data/train-{0000..0146}.tar` (tar, tar_captions), `/data/{00000..00099}.tfrecord` (tfrecord_captions), or FILE.npz (arrays)."""
     val_root: str | None = None
     """Validation images evaluated as "val": a folder with the training class sub-folders, or a tar shard pattern (TFDS uses its validation split)."""
     tfds_name: str = "imagenet2012"
@@ -68,6 +73,8 @@ class DataConfig:
     """Evaluation preprocessing ops."""
     mixup_p: float = 0.0
     """Mixup Beta(p, p) concentration; 0 turns mixup off (big_vision uses 0.2)."""
+    caption_key: str | None = None
+    """Where captions are: tar_captions reads the `.txt` member, else this field of the `.json` member (default "caption"); tfrecord_captions reads this feature (default "txt", img2dataset's, then "caption")."""
     synthetic: SyntheticConfig = SyntheticConfig()
     """Settings of the embedded synthetic dataset."""
     max_file_mb: float = 64.0
@@ -80,7 +87,7 @@ class DataConfig:
     """Prefetch threads that prepare batches ahead of the training step."""
 
     def validate(self, prefix: str = "data") -> None:
-        for source in ("folder", "tfds", "tar", "arrays"):
+        for source in ("folder", "tfds", "tar", "arrays", "tar_captions", "tfrecord_captions"):
             if self.source == source and not self.root:
                 raise ConfigError(f"{prefix}.source={source} needs --{prefix}.root {_ROOT_HINTS[source]}")
         if self.minival_split == "per_class" and self.source == "tfds":  # tar shards: labels come with the index
@@ -90,11 +97,13 @@ class DataConfig:
             raise ConfigError(f"{prefix}.minival_fraction must lie in [0, 1), got {self.minival_fraction}")
         if self.mixup_p < 0:
             raise ConfigError(f"{prefix}.mixup_p must be >= 0, got {self.mixup_p}")
-        if self.source == "synthetic":
+        if self.source in ("synthetic", "synthetic_captions"):
             self.synthetic.validate(f"{prefix}.synthetic")
         if not self.max_file_mb > 0 or self.max_pixels < 1:
             raise ConfigError(f"{prefix}.max_file_mb and {prefix}.max_pixels must be positive, got "
                               f"{self.max_file_mb}, {self.max_pixels}")
+        if self.caption_key is not None and not self.caption_key:
+            raise ConfigError(f"{prefix}.caption_key is empty; leave it out for the default field")
         if self.workers < 0 or self.threads < 0:
             raise ConfigError(f"{prefix}.workers and {prefix}.threads must be >= 0")
 
@@ -104,4 +113,6 @@ _ROOT_HINTS = {
     "tfds": "pointing at the TFDS data dir (holding imagenet2012/)",
     "tar": "with a shard pattern such as /data/train-{0000..0146}.tar",
     "arrays": "FILE.npz with arrays image (uint8 N,H,W,3) and label (int N)",
+    "tar_captions": "with a shard pattern such as /data/cc12m/{00000..01242}.tar",
+    "tfrecord_captions": "with a file pattern such as /data/laion/{00000..00099}.tfrecord",
 }

@@ -7,6 +7,7 @@ builds it. A preset picks the architecture, the command line tunes its fields (`
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Literal
 
@@ -75,6 +76,8 @@ class ViTConfig:
     """Compute dtype of the matrix multiplies; parameters, LayerNorm statistics and softmax stay float32."""
     attention: Literal["xla", "cudnn"] = "xla"
     """Attention kernel: portable XLA (batch and heads folded) or cuDNN flash attention (GPU, bfloat16)."""
+    remat: bool = False
+    """Recompute each encoder block's activations in the backward pass (less memory, about 1/3 more compute)."""
 
     def dims(self) -> ModelDims:
         """Resolves the variant string and the per-dimension overrides."""
@@ -129,7 +132,136 @@ class ViTConfig:
             raise ConfigError(f"{prefix}.attention=cudnn needs --{prefix}.dtype bfloat16")
 
 
+@dataclasses.dataclass(frozen=True)
+class TextConfig:
+    """A transformer text encoder (frx.models.text): token and learned position embeddings, pre-LN blocks
+    (causal or bidirectional), a final LayerNorm, pooling, and its `head`, the projection to the shared
+    embedding. Padding is attended to, as in big_vision and open_clip; with a causal mask and eos or last
+    pooling it cannot reach the pooled token."""
+
+    width: int = 512
+    """Embedding width of the text tower."""
+    depth: int = 12
+    """Number of transformer blocks."""
+    num_heads: int = 8
+    """Attention heads."""
+    mlp_dim: int | None = None
+    """Hidden size of the MLP blocks (default 4x width)."""
+    vocab_size: int = 259
+    """Token ids lie in [0, vocab_size); at least the tokenizer's vocabulary (259 for the byte tokenizer)."""
+    context_length: int = 64
+    """Tokens per caption: what the `tokenize` op truncates or pads to."""
+    causal: bool = True
+    """Causal attention mask (CLIP); False attends both ways (SigLIP, big_vision's text transformer)."""
+    pool: Literal["eos", "last", "first", "map"] = "eos"
+    """Caption vector: the first eos token (open_clip's eos pooling), the last position, the first, or attention pooling."""
+    eos_id: int = 1
+    """Id of the end-of-text token that eos pooling looks for (1 for the byte tokenizer); a caption without one pools its last position."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Compute dtype of the matrix multiplies (parameters, LayerNorm statistics and softmax stay float32)."""
+    attention: Literal["xla", "cudnn"] = "xla"
+    """Attention kernel: portable XLA or cuDNN flash attention (GPU, bfloat16)."""
+    remat: bool = False
+    """Recompute each block's activations in the backward pass."""
+
+    @property
+    def mlp_size(self) -> int:
+        return self.mlp_dim if self.mlp_dim is not None else 4 * self.width
+
+    def validate(self, prefix: str = "model.text") -> None:
+        for field in ("width", "depth", "num_heads", "vocab_size", "context_length"):
+            if getattr(self, field) <= 0:
+                raise ConfigError(f"{prefix}.{field} must be positive, got {getattr(self, field)}")
+        if self.mlp_size <= 0:
+            raise ConfigError(f"{prefix}.mlp_dim must be positive, got {self.mlp_size}")
+        if self.width % self.num_heads:
+            raise ConfigError(f"text width {self.width} is not divisible by num_heads {self.num_heads}; "
+                              f"set --{prefix}.num_heads to a divisor of the width")
+        if not 0 <= self.eos_id < self.vocab_size:
+            raise ConfigError(f"{prefix}.eos_id {self.eos_id} must lie in [0, {prefix}.vocab_size={self.vocab_size})")
+        if self.causal and self.pool in ("first", "map"):
+            raise ConfigError(f"{prefix}.pool={self.pool} under a causal mask sees only the first token(s); use "
+                              f"eos or last, or --{prefix}.causal False")
+        if self.attention == "cudnn" and self.dtype != "bfloat16":
+            raise ConfigError(f"{prefix}.attention=cudnn needs --{prefix}.dtype bfloat16")
+
+
+CLIP_LOGIT_SCALE_INIT = math.log(1 / 0.07)  # CLIP paper; open_clip src/open_clip/model.py `init_logit_scale`
+CLIP_LOGIT_SCALE_MAX = math.log(100)  # open_clip clamps the log-scale to [0, ln 100] after every step
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoTowerConfig:
+    """An image tower and a text tower projected to one embedding (CLIP / SigLIP; big_vision
+    `models/proj/image_text/two_towers.py`). The image tower is frx's ViT, whose head is the image
+    projection, so its parameters are a classifier's under `image/`."""
+
+    kind: Literal["two_tower"] = "two_tower"
+    """Architecture (frx.models.two_tower)."""
+    image: ViTConfig = ViTConfig(variant="B/16", num_classes=0, head_zeroinit=False)
+    """The image tower, a ViT; its num_classes stays 0: its head is the projection to embed_dim."""
+    text: TextConfig = TextConfig()
+    """The text tower."""
+    embed_dim: int = 512
+    """Size of the shared embedding both towers project to."""
+    logit_scale_init: float = CLIP_LOGIT_SCALE_INIT
+    """Initial learnt log-scale t' (the logits are exp(t') * cosine): ln(1/0.07) for CLIP, ln 10 for SigLIP."""
+    logit_scale_max: float | None = CLIP_LOGIT_SCALE_MAX
+    """The log-scale is clamped to [0, this] after every update (open_clip: ln 100); None leaves it free (big_vision)."""
+    logit_bias_init: float | None = None
+    """Initial learnt logit bias (SigLIP: -10); None: no bias parameter (CLIP)."""
+    remat: bool = False
+    """Recompute the activations of every block of both towers in the backward pass."""
+
+    def image_tower(self) -> ViTConfig:
+        """The image tower's ViT config: its classifier head is the projection to `embed_dim`."""
+        return dataclasses.replace(self.image, num_classes=self.embed_dim, remat=self.image.remat or self.remat)
+
+    def text_tower(self) -> TextConfig:
+        return dataclasses.replace(self.text, remat=self.text.remat or self.remat)
+
+    @property
+    def image_size(self) -> int:
+        return self.image.image_size
+
+    def dims(self) -> ModelDims:
+        """The image tower's sizes: muP's base width and the coordinate check's widths refer to it,
+        and the text tower follows at the same ratio (`with_dims`)."""
+        return self.image.dims()
+
+    def with_dims(self, *, width: int, mlp_dim: int, num_heads: int) -> TwoTowerConfig:
+        """Both towers at another width: the image tower at (width, mlp_dim, num_heads), the text tower
+        scaled by the same ratios (refused when a text size would not be an integer)."""
+        dims = self.image.dims()
+        text = self.text
+        scaled = {}
+        for name, size, new, old in (("width", text.width, width, dims.width),
+                                     ("mlp_dim", text.mlp_size, mlp_dim, dims.mlp_dim),
+                                     ("num_heads", text.num_heads, num_heads, dims.num_heads)):
+            scaled[name], rest = divmod(size * new, old)
+            if rest:
+                raise ConfigError(f"the text tower's {name} {size} does not scale to an integer at image {name} {new} "
+                                  f"(x{new}/{old}); pick widths for which both towers scale")
+        return dataclasses.replace(self, image=self.image.with_dims(width=width, mlp_dim=mlp_dim, num_heads=num_heads),
+                                   text=dataclasses.replace(text, **scaled))
+
+    def validate(self, prefix: str = "model") -> None:
+        if self.image.num_classes != 0:
+            raise ConfigError(f"{prefix}.image.num_classes must be 0: the image tower's head is the projection to "
+                              f"{prefix}.embed_dim; set --{prefix}.embed_dim instead")
+        if self.image.head_zeroinit:
+            raise ConfigError(f"{prefix}.image.head_zeroinit would make every image embedding 0; set "
+                              f"--{prefix}.image.head_zeroinit False")
+        if self.embed_dim <= 0:
+            raise ConfigError(f"{prefix}.embed_dim must be positive, got {self.embed_dim}")
+        self.image_tower().validate(f"{prefix}.image")
+        self.text_tower().validate(f"{prefix}.text")
+        if self.logit_scale_max is not None and not 0 <= self.logit_scale_init <= self.logit_scale_max:
+            raise ConfigError(f"{prefix}.logit_scale_init {self.logit_scale_init:g} lies outside the clamp [0, "
+                              f"{prefix}.logit_scale_max={self.logit_scale_max:g}]")
+
+
 # Every architecture's section, by kind. The type of `TrainConfig.model` is the union of them, so
 # that a preset may hold any of them and the command line offers the chosen one's fields.
-MODEL_CONFIGS: dict[str, type] = {"vit": ViTConfig}
-AnyModelConfig = ViTConfig
+MODEL_CONFIGS: dict[str, type] = {"vit": ViTConfig, "two_tower": TwoTowerConfig}
+AnyModelConfig = ViTConfig | TwoTowerConfig

@@ -11,7 +11,9 @@ import json
 from typing import Literal
 
 from frx.config.base import ConfigError, check_fields, count_set
+from frx.config.contrastive import ContrastiveConfig
 from frx.config.data import DataConfig
+from frx.config.fewshot import FewshotConfig
 from frx.config.model import MODEL_CONFIGS, AnyModelConfig, ViTConfig
 from frx.config.mup import MupConfig
 from frx.config.optim import OptimConfig, ScheduleConfig
@@ -25,8 +27,8 @@ class TrainConfig:
 
     name: str = "custom"
     """Name of the preset this config came from."""
-    task: Literal["classification"] = "classification"
-    """The objective, a module of frx.tasks: classification (softmax cross-entropy on class ids)."""
+    task: Literal["classification", "contrastive"] = "classification"
+    """The objective, a module of frx.tasks: classification (softmax cross-entropy on class ids) or contrastive (CLIP / SigLIP on image-text pairs)."""
     seed: int = 0
     """Seed of parameter init, data order, augmentation and mixup."""
     batch_size: int = 1024
@@ -67,6 +69,10 @@ class TrainConfig:
     """Parametrization (standard or muP) and muP's base model."""
     init: InitConfig = InitConfig()
     """Initial parameters from a checkpoint (fine-tuning)."""
+    contrastive: ContrastiveConfig = ContrastiveConfig()
+    """The contrastive task's loss and zero-shot set (task=contrastive)."""
+    fewshot: FewshotConfig = FewshotConfig()
+    """Few-shot linear evaluation of the image features (any task)."""
 
     def validate(self) -> TrainConfig:
         check_fields(self)
@@ -96,6 +102,14 @@ class TrainConfig:
             raise ConfigError("workdir is empty; pass a folder name or leave --workdir out for runs/NAME")
 
     def _validate_across_sections(self) -> None:
+        wanted = {"classification": "vit", "contrastive": "two_tower"}[self.task]
+        if self.model.kind != wanted:
+            raise ConfigError(f"task {self.task} trains a {wanted} model, not {self.model.kind}; start from a "
+                              f"{self.task} preset (`frx presets`)")
+        captions = self.data.source.endswith("_captions")
+        if captions != (self.task == "contrastive"):
+            need = "image-text pairs (a *_captions source)" if captions is False else "labelled images"
+            raise ConfigError(f"task {self.task} needs {need}, but data.source is {self.data.source}")
         num_classes = getattr(self.model, "num_classes", None)
         if self.data.source == "synthetic" and num_classes is not None and self.data.synthetic.num_classes != num_classes:
             raise ConfigError(
@@ -150,6 +164,8 @@ def model_fingerprint(cfg: TrainConfig) -> dict:
     model = to_dict(cfg.model)
     if model.get("kind") == "vit":
         del model["kind"]
+    for section in (model, model.get("image", {}), model.get("text", {})):  # compute only: resume with or without
+        section.pop("remat", None)
     if cfg.mup.param != "sp":
         model["mup"] = to_dict(cfg.mup)
     return {"model": model}

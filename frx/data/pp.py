@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from frx.config import ConfigError, DataConfig
-from frx.data import device_ops, host_ops, randaug  # noqa: F401  (they register the built-in ops)
+from frx.data import device_ops, host_ops, randaug, tokenizers  # noqa: F401  (they register the built-in ops)
 from frx.data.op_registry import DEVICE_OPS, HOST_OPS
 
 

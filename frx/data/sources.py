@@ -5,7 +5,10 @@ or a multi-hot float vector}.
 provides, keyed by split name ("train", "minival", "val", "v2", "real"). Sources: the embedded
 synthetic set, scikit-learn's digits, image folders (`frx.data.folder`), TFDS ArrayRecord datasets
 (`frx.data.tfds`), webdataset tar shards (`frx.data.tar_shards`), ImageNet-V2 and ImageNet-ReaL
-(`frx.data.imagenet`); minival splits come from `frx.data.splits`.
+(`frx.data.imagenet`); minival splits come from `frx.data.splits`. Image-text pairs ({"image",
+"text"} records) come from the embedded captioned set (`frx.data.synthetic_captions`, which adds
+labelled "heldout" and "seen" splits), img2dataset tar shards (`frx.data.caption_shards`) and TFRecord
+files (`frx.data.tfrecord`).
 """
 
 from __future__ import annotations
@@ -117,10 +120,34 @@ def _add_imagenet_evals(cfg: DataConfig, sources: dict, num_classes: int, tfds_r
     return sources
 
 
+def caption_sources(cfg: DataConfig, image_size: int) -> dict:
+    """Image-text sources ({"image", "text"} records): the embedded captioned set (with its labelled
+    zero-shot splits), img2dataset tar shards or TFRecord files; minival by a hash of the sample keys
+    (tar) or record indices (TFRecord), and "val" from data.val_root."""
+    if cfg.source == "synthetic_captions":
+        from frx.data.synthetic_captions import synthetic_caption_sources
+
+        return synthetic_caption_sources(cfg.synthetic, image_size)
+    if cfg.source == "tar_captions":
+        from frx.data.caption_shards import CaptionedTarSource as Source
+    else:
+        from frx.data.tfrecord import CaptionedTFRecordSource as Source
+    train = Source(cfg.root, caption_key=cfg.caption_key, name="train")
+    mode = _split_mode(cfg, "hash")
+    if mode == "per_class":
+        raise ConfigError("data.minival_split=per_class needs class labels; image-text pairs have none: use hash or tail")
+    sources = split_train_minival(train, mode, cfg.minival_fraction, keys=getattr(train, "keys", None))
+    if cfg.val_root:
+        sources["val"] = Source(cfg.val_root, caption_key=cfg.caption_key, name="val")
+    return sources
+
+
 def make_sources(cfg: DataConfig, image_size: int) -> dict:
     """The sources of a data config, keyed by split; `image_size` is the synthetic resolution."""
     if cfg.source == "arrays":
         return arrays_sources(cfg)
+    if cfg.source.endswith("_captions"):
+        return caption_sources(cfg, image_size)
     if cfg.source == "synthetic":
         return {split: SyntheticSource(cfg.synthetic, split, image_size) for split in ("train", "val")}
     if cfg.source == "digits":
@@ -131,4 +158,4 @@ def make_sources(cfg: DataConfig, image_size: int) -> dict:
         return tfds_sources(cfg)
     if cfg.source == "tar":
         return tar_sources(cfg)
-    raise ConfigError(f"unknown data source {cfg.source!r}; use synthetic, digits, folder, tfds, tar or arrays")
+    raise ConfigError(f"unknown data source {cfg.source!r}; use synthetic, digits, folder, tfds, tar, arrays or a *_captions source")

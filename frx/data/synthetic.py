@@ -75,6 +75,11 @@ class SyntheticSource:
     def __len__(self) -> int:
         return self.cfg.train_size if self.split == "train" else self.cfg.val_size
 
+    @property
+    def labels(self) -> np.ndarray:
+        """Every record's class id, without drawing an image (record i has class i mod num_classes)."""
+        return np.arange(len(self)) % self.num_classes
+
     def __repr__(self) -> str:  # grain compares reprs when restoring iterator state
         return f"SyntheticSource({self.cfg}, split={self.split!r}, resolution={self.resolution})"
 
@@ -101,43 +106,48 @@ class SyntheticSource:
         return {"image": image, "label": label}
 
     def _draw(self, label: int, rng: np.random.Generator) -> np.ndarray:
-        res = self.resolution
         shape, colour, texture = self._factors(label)
-        yy, xx = (np.mgrid[:res, :res].astype(np.float32) + 0.5) / res  # pixel centres in [0, 1]
+        return draw(shape, colour, texture, self.resolution, rng)[0]
 
-        # Background: a random linear gradient between two muted colours, plus a few faint blobs.
-        lo, hi = rng.uniform(40, 150, size=(2, 3))
-        angle = rng.uniform(0, 2 * np.pi)
-        t = np.clip(0.5 + (xx - 0.5) * np.cos(angle) + (yy - 0.5) * np.sin(angle), 0, 1)[..., None]
-        image = lo * (1 - t) + hi * t
-        for _ in range(rng.integers(1, 4)):
-            cy, cx, rad = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.2)
-            blob = (np.hypot(yy - cy, xx - cx) < rad)[..., None]
-            image = np.where(blob, image * 0.6 + rng.uniform(40, 170, size=3) * 0.4, image)
 
-        # Foreground shape: random centre, size and rotation.
-        size = rng.uniform(0.24, 0.38)
-        cy, cx = rng.uniform(0.5 - (0.45 - size), 0.5 + (0.45 - size), size=2)
-        theta = rng.uniform(0, 2 * np.pi)
-        dy, dx = (yy - cy) / size, (xx - cx) / size
-        u = dx * np.cos(theta) + dy * np.sin(theta)
-        v = -dx * np.sin(theta) + dy * np.cos(theta)
-        mask = _shape_mask(SHAPES[shape], u, v)[..., None]
+def draw(shape: int, colour: int, texture: int, res: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """(uint8 (res, res, 3) image, layout) of one shape; layout = {"cy", "cx": the shape's centre and
+    "size": its radius, as fractions of the image side} (what a caption may describe)."""
+    yy, xx = (np.mgrid[:res, :res].astype(np.float32) + 0.5) / res  # pixel centres in [0, 1]
 
-        base = np.array(list(COLOURS.values())[colour], np.float32)
-        fill = np.clip(base + rng.normal(0, 18, size=3), 0, 255) * rng.uniform(0.8, 1.1)
-        kind = TEXTURES[texture]
-        if kind != "solid":
-            period = rng.uniform(0.16, 0.24)  # in units of the image side
-            phi = rng.uniform(0, 2 * np.pi)
-            a = rng.uniform(0, np.pi)
-            along = (xx * np.cos(a) + yy * np.sin(a)) / period * 2 * np.pi + phi
-            if kind == "stripes":
-                pattern = np.sin(along) > 0
-            else:
-                across = (-xx * np.sin(a) + yy * np.cos(a)) / period * 2 * np.pi
-                pattern = (np.sin(along) > 0) ^ (np.sin(across) > 0)
-            fill = np.where(pattern[..., None], fill, fill * 0.35)
-        image = np.where(mask, fill, image)
-        image = image + rng.normal(0, 6, size=image.shape)
-        return np.clip(image, 0, 255).astype(np.uint8)
+    # Background: a random linear gradient between two muted colours, plus a few faint blobs.
+    lo, hi = rng.uniform(40, 150, size=(2, 3))
+    angle = rng.uniform(0, 2 * np.pi)
+    t = np.clip(0.5 + (xx - 0.5) * np.cos(angle) + (yy - 0.5) * np.sin(angle), 0, 1)[..., None]
+    image = lo * (1 - t) + hi * t
+    for _ in range(rng.integers(1, 4)):
+        cy, cx, rad = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.2)
+        blob = (np.hypot(yy - cy, xx - cx) < rad)[..., None]
+        image = np.where(blob, image * 0.6 + rng.uniform(40, 170, size=3) * 0.4, image)
+
+    # Foreground shape: random centre, size and rotation.
+    size = rng.uniform(0.24, 0.38)
+    cy, cx = rng.uniform(0.5 - (0.45 - size), 0.5 + (0.45 - size), size=2)
+    theta = rng.uniform(0, 2 * np.pi)
+    dy, dx = (yy - cy) / size, (xx - cx) / size
+    u = dx * np.cos(theta) + dy * np.sin(theta)
+    v = -dx * np.sin(theta) + dy * np.cos(theta)
+    mask = _shape_mask(SHAPES[shape], u, v)[..., None]
+
+    base = np.array(list(COLOURS.values())[colour], np.float32)
+    fill = np.clip(base + rng.normal(0, 18, size=3), 0, 255) * rng.uniform(0.8, 1.1)
+    kind = TEXTURES[texture]
+    if kind != "solid":
+        period = rng.uniform(0.16, 0.24)  # in units of the image side
+        phi = rng.uniform(0, 2 * np.pi)
+        a = rng.uniform(0, np.pi)
+        along = (xx * np.cos(a) + yy * np.sin(a)) / period * 2 * np.pi + phi
+        if kind == "stripes":
+            pattern = np.sin(along) > 0
+        else:
+            across = (-xx * np.sin(a) + yy * np.cos(a)) / period * 2 * np.pi
+            pattern = (np.sin(along) > 0) ^ (np.sin(across) > 0)
+        fill = np.where(pattern[..., None], fill, fill * 0.35)
+    image = np.where(mask, fill, image)
+    image = image + rng.normal(0, 6, size=image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8), {"cy": float(cy), "cx": float(cx), "size": float(size)}

@@ -10,6 +10,8 @@ In float32 plain autodiff is used. On GPUs the same explicit dtypes are what cuB
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -81,8 +83,17 @@ def _unfold(t, b, h):
     return t.reshape(b, h, n, d).transpose(0, 2, 1, 3)
 
 
-def _attention_f32(q, k, v):
-    logits = jnp.einsum("bqd,bkd->bqk", q, k)
+def _masked(logits, causal: bool):
+    """Causal attention: query i sees keys 0..i (every row keeps its diagonal, so no row is empty)."""
+    if not causal:
+        return logits
+    q, k = logits.shape[-2:]
+    visible = jax.lax.broadcasted_iota(jnp.int32, (q, k), 0) >= jax.lax.broadcasted_iota(jnp.int32, (q, k), 1)
+    return jnp.where(visible, logits, jnp.finfo(logits.dtype).min)
+
+
+def _attention_f32(q, k, v, causal: bool = False):
+    logits = _masked(jnp.einsum("bqd,bkd->bqk", q, k), causal)
     return jnp.einsum("bqk,bkd->bqd", jax.nn.softmax(logits, axis=-1), v)
 
 
@@ -96,23 +107,25 @@ def _contract_queries(a, b):
     )
 
 
-def _probs(q, k):
-    return jax.nn.softmax(jnp.einsum("bqd,bkd->bqk", q, k, preferred_element_type=F32), axis=-1)
+def _probs(q, k, causal: bool):
+    return jax.nn.softmax(_masked(jnp.einsum("bqd,bkd->bqk", q, k, preferred_element_type=F32), causal), axis=-1)
 
 
-@jax.custom_vjp
-def _attention_bf16(q, k, v):
-    p = _probs(q, k).astype(v.dtype)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _attention_bf16(q, k, v, causal=False):
+    p = _probs(q, k, causal).astype(v.dtype)
     return jnp.einsum("bqk,bkd->bqd", p, v, preferred_element_type=F32).astype(q.dtype)
 
 
-def _attention_bf16_fwd(q, k, v):
-    p = _probs(q, k).astype(v.dtype)
+def _attention_bf16_fwd(q, k, v, causal):
+    p = _probs(q, k, causal).astype(v.dtype)
     out = jnp.einsum("bqk,bkd->bqd", p, v, preferred_element_type=F32).astype(q.dtype)
     return out, (q, k, v, p)
 
 
-def _attention_bf16_bwd(residuals, d_out):
+def _attention_bf16_bwd(causal, residuals, d_out):
+    # Masked entries have p = 0, so their score gradient p * (dp - sum(dp * p)) is 0 without a mask.
+    del causal
     q, k, v, p = residuals
     d_out = d_out.astype(q.dtype)
     dv = _contract_queries(p, d_out)
@@ -126,18 +139,19 @@ def _attention_bf16_bwd(residuals, d_out):
 _attention_bf16.defvjp(_attention_bf16_fwd, _attention_bf16_bwd)
 
 
-def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, scale: float, impl: str = "xla") -> jax.Array:
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, scale: float, impl: str = "xla",
+              causal: bool = False) -> jax.Array:
     """Multi-head softmax attention. q (B, Nq, H, Dh), k and v (B, Nk, H, Dh) -> (B, Nq, H, Dh).
 
     `scale` multiplies the logits (1/sqrt(Dh) in standard parametrization). Logits and softmax are
-    always computed in f32.
+    always computed in f32. `causal`: query i attends to keys 0..i only (a text decoder's mask).
     """
     if impl == "cudnn":
-        return jax.nn.dot_product_attention(q, k, v, scale=scale, implementation="cudnn")
+        return jax.nn.dot_product_attention(q, k, v, scale=scale, is_causal=causal, implementation="cudnn")
     b, _, h, _ = q.shape
     q = q * jnp.asarray(scale, q.dtype)
     if q.dtype == F32:
-        out = _attention_f32(_fold(q), _fold(k), _fold(v))
+        out = _attention_f32(_fold(q), _fold(k), _fold(v), causal)
     else:
-        out = _attention_bf16(_fold(q), _fold(k), _fold(v))
+        out = _attention_bf16(_fold(q), _fold(k), _fold(v), causal)
     return _unfold(out, b, h)

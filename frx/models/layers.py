@@ -124,9 +124,11 @@ def posemb_sincos_2d(h: int, w: int, width: int, temperature: float = 10_000.0) 
 
 
 class Attention(nnx.Module):
-    """Multi-head attention with separate q/k/v/out projections, each xavier-uniform on (D, D)."""
+    """Multi-head attention with separate q/k/v/out projections, each xavier-uniform on (D, D);
+    `causal` masks every query's later keys (text towers)."""
 
-    def __init__(self, width: int, num_heads: int, *, dtype, impl: str = "xla", rngs: nnx.Rngs):
+    def __init__(self, width: int, num_heads: int, *, dtype, impl: str = "xla", causal: bool = False,
+                 rngs: nnx.Rngs):
         head_dim = width // num_heads
         qkv = dict(kernel_init=xavier_uniform, dtype=dtype, rngs=rngs)
         self.q = Dense((width,), (num_heads, head_dim), **qkv)
@@ -135,12 +137,13 @@ class Attention(nnx.Module):
         self.out = Dense((num_heads, head_dim), (width,), **qkv)
         self.scale = head_dim**-0.5
         self.impl = impl
+        self.causal = causal
 
     def __call__(self, x_BND: jax.Array, kv_BMD: jax.Array | None = None) -> jax.Array:
         kv_BMD = x_BND if kv_BMD is None else kv_BMD
         heads = ("batch", None, "heads", None)
         q, k, v = (constrain(t, heads) for t in (self.q(x_BND), self.k(kv_BMD), self.v(kv_BMD)))
-        out = kernels.attention(q, k, v, scale=self.scale, impl=self.impl)
+        out = kernels.attention(q, k, v, scale=self.scale, impl=self.impl, causal=self.causal)
         return self.out(out).astype(F32)
 
 
@@ -160,15 +163,43 @@ class Mlp(nnx.Module):
 class EncoderBlock(nnx.Module):
     """Pre-LN transformer block: x + Attn(LN(x)), then x + MLP(LN(x)). The residual stream is f32."""
 
-    def __init__(self, width: int, mlp_dim: int, num_heads: int, *, dtype, impl: str, rngs: nnx.Rngs):
+    def __init__(self, width: int, mlp_dim: int, num_heads: int, *, dtype, impl: str, causal: bool = False,
+                 rngs: nnx.Rngs):
         self.norm1 = layer_norm(width, rngs)
-        self.attn = Attention(width, num_heads, dtype=dtype, impl=impl, rngs=rngs)
+        self.attn = Attention(width, num_heads, dtype=dtype, impl=impl, causal=causal, rngs=rngs)
         self.norm2 = layer_norm(width, rngs)
         self.mlp = Mlp(width, mlp_dim, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
+
+
+def run_blocks(blocks, x: jax.Array, *, remat: bool = False) -> jax.Array:
+    """x through each block, the residual stream pinned to the batch layout after every block.
+
+    `remat` recomputes each block's activations in the backward pass: the blocks' parameters are
+    stacked (at trace time; their paths stay `blocks/3/...`) and run by a `lax.scan` whose body is
+    `jax.checkpoint`ed, so the backward pass keeps each block's input and one block's activations.
+    (A checkpoint per block in an unrolled loop saves nothing on XLA:CPU, whose scheduler computes
+    all recomputations up front: 4 ViT-S blocks at batch 64 needed 2.73 GiB with it, 2.62 without.)
+    Values and gradients are those of the plain loop."""
+    x = constrain(x, ("batch", None, None))
+    if not remat:
+        for block in blocks:
+            x = constrain(block(x), ("batch", None, None))
+        return x
+    graphdef, first = nnx.split(blocks[0])
+    states = [first] + [nnx.split(block)[1] for block in list(blocks)[1:]]
+    if any(nnx.split(block)[0] != graphdef for block in blocks):
+        raise ValueError("remat scans over the blocks, which must share one structure and static settings")
+
+    @jax.checkpoint
+    def step(y, state):
+        return constrain(nnx.merge(graphdef, state)(y), ("batch", None, None)), None
+
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+    return jax.lax.scan(step, x, stacked)[0]
 
 
 class MapHead(nnx.Module):

@@ -28,6 +28,18 @@ LOGICAL_AXES = (
 ) + layers.LOGICAL_AXES
 
 
+# What `frx coord-check` reports (frx.coord_check): (regex on "MODULE_PATH.METHOD" or
+# "MODULE_PATH.METHOD/OUTPUT" of a captured output, report name; "{module}" is the module path).
+REPORTED_OUTPUTS = (
+    (r"embedding\.__call__", "embedding"),
+    (r"blocks/\d+\.__call__", "{module}/residual"),
+    (r"(.*/)?(attn|mlp)\.__call__", "{module}"),
+    (r"map\.__call__", "map"),
+    (r"\.features/pre_logits", "pre_logits"),
+    (r"head\.__call__", "logits"),
+)
+
+
 class ViT(nnx.Module):
     """images (B, H, W, 3) in [-1, 1] -> logits (B, num_classes), float32."""
 
@@ -35,7 +47,7 @@ class ViT(nnx.Module):
         dims = cfg.dims()
         dtype = jnp.dtype(cfg.dtype)
         width, grid = dims.width, cfg.image_size // dims.patch_size
-        self.pool, self.posemb_kind, self.grid = cfg.pool, cfg.posemb, grid
+        self.pool, self.posemb_kind, self.grid, self.remat = cfg.pool, cfg.posemb, grid, cfg.remat
         block = dict(dtype=dtype, impl=cfg.attention, rngs=rngs)
 
         self.embedding = layers.PatchEmbedding(dims.patch_size, 3, width, dtype=dtype, rngs=rngs)
@@ -75,10 +87,7 @@ class ViT(nnx.Module):
         if self.pool == "tok":
             x = jnp.concatenate([jnp.broadcast_to(self.cls[...], (x.shape[0], 1, x.shape[2])), x], axis=1)
         # The residual stream is split over the batch only (data x fsdp) and whole on every device.
-        x = constrain(x, ("batch", None, None))
-        for block in self.blocks:
-            x = constrain(block(x), ("batch", None, None))
-        tokens = self.encoder_norm(x)
+        tokens = self.encoder_norm(layers.run_blocks(self.blocks, x, remat=self.remat))
         if self.pool == "gap":
             pooled = jnp.mean(tokens, axis=1)
         elif self.pool == "map":

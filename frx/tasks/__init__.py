@@ -4,6 +4,7 @@ objective. The loop, the step, `frx aot`, `frx coord-check`, the tests and the b
 only through that protocol, so a new objective is a new module here, never a second trainer.
 
     classification   softmax cross-entropy on sparse class ids (mixup mixes the loss)
+    contrastive      CLIP / SigLIP on image-text pairs with a two-tower model
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from frx.data.pp import Pipeline, data_op_defaults, make_pipeline
 from frx.data.schema import Field, Schema
 from frx.tasks.base import EvalContext
 
-EVALUATORS = ("classification",)  # frx.evals modules run on each configured split
+EVALUATORS = ("classification", "fewshot")  # frx.evals modules (classification: each configured split)
 
 
 @dataclasses.dataclass(frozen=True)

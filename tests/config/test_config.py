@@ -112,3 +112,55 @@ def test_no_float_field_of_any_section_accepts_nan_or_infinity(name):
         for bad in (float("nan"), float("inf")):
             with pytest.raises(ConfigError, match=f"^{path} must be a finite number"):
                 validate(_replace_path(cfg, path, bad))
+
+
+def _clip(path: str, value):
+    return _replace_path(presets.get("clip_demo"), path, value)
+
+
+BAD_TWO_TOWER_CONFIGS = [
+    (("model.image.num_classes", 10), "model.image.num_classes must be 0: the image tower's head is the projection"),
+    (("model.image.head_zeroinit", True), "model.image.head_zeroinit would make every image embedding 0"),
+    (("model.text.num_heads", 3), "text width 64 is not divisible by num_heads 3"),
+    (("model.text.pool", "first"), "model.text.pool=first under a causal mask sees only the first token"),
+    (("model.text.eos_id", 300), "model.text.eos_id 300 must lie in \\[0, model.text.vocab_size=259\\)"),
+    (("model.logit_scale_init", 5.0), "model.logit_scale_init 5 lies outside the clamp \\[0, model.logit_scale_max=4.605"),
+    (("model.embed_dim", 0), "model.embed_dim must be positive"),
+    (("contrastive.loss_impl", "chunked"), "contrastive.loss_impl=chunked is SigLIP's ring"),
+    (("task", "classification"), "task classification trains a vit model, not two_tower"),
+    (("data.source", "synthetic"), "task contrastive needs image-text pairs"),
+    (("data.synthetic.holdout", -1), "data.synthetic.holdout must be >= 0"),
+    (("fewshot.source", "folder"), "fewshot.source=folder needs --fewshot.root and --fewshot.test_root"),
+    (("fewshot.shots", (0, 5)), "fewshot.shots must be positive counts"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_TWO_TOWER_CONFIGS, ids=[m[:40] for _, m in BAD_TWO_TOWER_CONFIGS])
+def test_bad_two_tower_and_contrastive_configs_give_one_line_errors(change, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        validate(_clip(*change))
+    assert "\n" not in str(info.value)
+
+
+def test_a_classification_preset_refuses_caption_data():
+    with pytest.raises(ConfigError, match="task classification needs labelled images"):
+        validate(_replace_path(presets.get("demo"), "data.source", "synthetic_captions"))
+
+
+def test_the_command_line_gives_flat_flags_for_each_tower():
+    from frx.cli import parse_train_args
+
+    cfg = parse_train_args("siglip_demo", ["--model.text.depth", "3", "--model.image.width", "128",
+                                           "--model.logit_bias_init", "-5", "--contrastive.loss_impl", "gather"])
+    assert (cfg.model.text.depth, cfg.model.image.width, cfg.model.logit_bias_init) == (3, 128, -5.0)
+    assert cfg.contrastive.get_loss_impl() == "gather" and cfg.model.kind == "two_tower"
+    assert parse_train_args("demo", ["--model.width", "64"]).model.width == 64  # a ViT's flags stay flat too
+
+
+def test_remat_is_not_part_of_the_checkpoint_fingerprint():
+    from frx.config import model_fingerprint
+
+    cfg = presets.get("clip_demo")
+    remat = _replace_path(_replace_path(cfg, "model.remat", True), "model.image.remat", True)
+    assert model_fingerprint(remat) == model_fingerprint(cfg)
+    assert model_fingerprint(_replace_path(presets.get("demo"), "model.remat", True)) == model_fingerprint(presets.get("demo"))

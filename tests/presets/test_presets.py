@@ -17,8 +17,8 @@ def test_every_preset_is_frozen_and_valid():
         cfg = presets.get(name)
         with pytest.raises(dataclasses.FrozenInstanceError):
             cfg.seed = 1  # type: ignore[misc]
-        if cfg.data.source == "folder":
-            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root="/data/imagenet/train"))
+        if cfg.data.source in ("folder", "tar_captions"):
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root="/data/train"))
         validate(cfg)
 
 
@@ -43,3 +43,39 @@ def test_vit_s16_i1k_preset_is_the_big_vision_recipe():
 def test_unknown_preset_lists_the_available_ones():
     with pytest.raises(ConfigError, match="unknown preset 'vit_z'.*demo"):
         presets.get("vit_z")
+
+
+def test_clip_b16_is_open_clips_vit_b16_laion400m_recipe():
+    """open_clip: docs/PRETRAINED.md, README.md, src/open_clip_train/params.py, model_configs/ViT-B-16.json."""
+    import math
+
+    cfg = presets.get("clip_b16")
+    assert (cfg.task, cfg.batch_size, cfg.total_examples) == ("contrastive", 32_768, 32 * 400_000_000)
+    image, text = cfg.model.image_tower(), cfg.model.text
+    assert (image.dims().width, image.dims().depth, image.dims().patch_size, image.image_size) == (768, 12, 16, 224)
+    assert (image.pool, image.posemb, image.num_classes) == ("tok", "learn", 512)
+    assert (text.width, text.depth, text.num_heads, text.context_length, text.causal, text.pool) == (
+        512, 12, 8, 77, True, "eos")
+    assert cfg.model.logit_scale_init == pytest.approx(math.log(1 / 0.07))
+    assert cfg.model.logit_scale_max == pytest.approx(math.log(100)) and cfg.model.logit_bias_init is None
+    o = cfg.optim
+    assert (o.name, o.lr, o.b1, o.b2, o.eps, o.grad_clip_norm) == ("adam", 5e-4, 0.9, 0.98, 1e-6, 0.0)
+    assert o.wd == pytest.approx(5e-4 * 0.2)  # AdamW's lr * wd in frx's decoupled units
+    assert (cfg.schedule.decay, cfg.schedule.warmup_steps) == ("cosine", 2000)
+    assert (cfg.contrastive.loss, cfg.contrastive.get_loss_impl()) == ("clip", "gather")
+
+
+def test_siglip_b16_is_the_sigmoid_recipe():
+    import math
+
+    cfg = presets.get("siglip_b16")
+    assert (cfg.batch_size, cfg.total_examples) == (32_768, 40_000_000_000)
+    image, text = cfg.model.image_tower(), cfg.model.text
+    assert (image.dims().width, image.pool, image.num_classes) == (768, "map", 768)
+    assert (text.width, text.depth, text.num_heads, text.causal, text.pool) == (768, 12, 12, False, "last")
+    assert cfg.model.logit_scale_init == pytest.approx(math.log(10)) and cfg.model.logit_bias_init == -10.0
+    assert cfg.model.logit_scale_max is None  # big_vision does not clamp
+    o = cfg.optim
+    assert (o.lr, o.b2, o.wd, o.grad_clip_norm) == (1e-3, 0.95, 1e-4, 1.0)
+    assert (cfg.schedule.decay, cfg.schedule.warmup_steps) == ("cosine", 20_000)
+    assert (cfg.contrastive.loss, cfg.contrastive.get_loss_impl()) == ("siglip", "chunked")
