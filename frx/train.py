@@ -77,7 +77,7 @@ def make_data(cfg: TrainConfig, task: tasks.Task) -> dict:
     """The data sources of `cfg` by split, checked against the task: the data fits the model (class
     counts), and the op strings produce the task's records (run on the first record of each split)."""
     image_size = task.record_schema()["image"].shape[0]  # the resolution the embedded set is drawn at
-    sources = make_sources(cfg.data, image_size)
+    sources = make_sources(cfg.data, image_size, workdir=get_workdir(cfg))  # taxonomic sets keep their class index there
     task.check_sources(sources)
     pipeline.check_host_output(sources["train"], task.train_pp, task.record_schema(), "pp_train")
     for name in cfg.eval.splits:

@@ -4,6 +4,7 @@ Every field carries a docstring; tyro turns them into `frx train PRESET --help`.
 dataclass that validates its own fields (`validate(prefix)`), next to its definition:
 
     model.py   the architecture, a choice by `kind` (ViTConfig)
+    head.py    the softmax head for many classes (task extreme)   taxa.py  the embedded taxonomy set
     data.py    sources and op strings          optim.py  optimizer and schedule
     mup.py     the parametrization's fields    run.py    mesh, processes, checkpoints, eval, logs, faults
     train.py   TrainConfig: the sections together, cross-section checks, JSON round trips
@@ -14,10 +15,12 @@ need devices, datasets or parameter shapes run in `frx.train.setup` before anyth
 
 from frx.config.base import ConfigError
 from frx.config.data import DataConfig, SyntheticConfig
+from frx.config.head import HeadConfig
 from frx.config.model import MODEL_CONFIGS, VIT_VARIANTS, AnyModelConfig, ModelDims, ViTConfig
 from frx.config.mup import MupConfig
 from frx.config.optim import OptimConfig, ScheduleConfig
 from frx.config.run import CheckpointConfig, DistConfig, EvalConfig, FaultConfig, LogConfig, MeshConfig
+from frx.config.taxa import TaxaConfig
 from frx.config.train import TrainConfig, from_dict, model_fingerprint, to_dict, validate
 
 __all__ = [
@@ -30,6 +33,7 @@ __all__ = [
     "DistConfig",
     "EvalConfig",
     "FaultConfig",
+    "HeadConfig",
     "LogConfig",
     "MeshConfig",
     "ModelDims",
@@ -37,6 +41,7 @@ __all__ = [
     "OptimConfig",
     "ScheduleConfig",
     "SyntheticConfig",
+    "TaxaConfig",
     "TrainConfig",
     "ViTConfig",
     "from_dict",

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Literal
 
 from frx.config.base import ConfigError
+from frx.config.taxa import TaxaConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,10 +47,10 @@ class DataConfig:
     fixed-size arrays; device ops (value_range, randaug, ...) then run inside the jitted step.
     """
 
-    source: Literal["synthetic", "digits", "folder", "tfds", "tar"] = "synthetic"
-    """Embedded synthetic set, scikit-learn's digits, an image folder `root/class_name/*.jpg`, a TFDS data dir prepared as ArrayRecord, or webdataset-style tar shards."""
+    source: Literal["synthetic", "digits", "folder", "tfds", "tar", "taxa", "tol"] = "synthetic"
+    """Embedded synthetic set, scikit-learn's digits, an image folder `root/class_name/*.jpg`, a TFDS data dir prepared as ArrayRecord, webdataset-style tar shards, the embedded many-class set with a taxonomy (taxa), or TreeOfLife-10M-style webdataset shards (tol)."""
     root: str | None = None
-    """Image-folder root (folder), TFDS data dir (tfds), or shard pattern such as `/data/train-{0000..0146}.tar` (tar)."""
+    """Image-folder root (folder), TFDS data dir (tfds), or shard pattern such as `/data/train-{0000..0146}.tar` (tar, tol)."""
     val_root: str | None = None
     """Validation images evaluated as "val": a folder with the training class sub-folders, or a tar shard pattern (TFDS uses its validation split)."""
     tfds_name: str = "imagenet2012"
@@ -70,13 +71,17 @@ class DataConfig:
     """Mixup Beta(p, p) concentration; 0 turns mixup off (big_vision uses 0.2)."""
     synthetic: SyntheticConfig = SyntheticConfig()
     """Settings of the embedded synthetic dataset."""
+    taxa: TaxaConfig = TaxaConfig()
+    """Settings of the embedded many-class dataset with a taxonomy (source=taxa)."""
+    catalog: str | None = None
+    """tol: BioCLIP's catalog.csv (treeoflife_id, kingdom ... species) giving each sample's taxon; without it the names are read from the shards' text members."""
     workers: int = 0
     """Host worker processes for decoding (0 = threads in the training process)."""
     threads: int = 2
     """Prefetch threads that prepare batches ahead of the training step."""
 
     def validate(self, prefix: str = "data") -> None:
-        for source in ("folder", "tfds", "tar"):
+        for source in ("folder", "tfds", "tar", "tol"):
             if self.source == source and not self.root:
                 raise ConfigError(f"{prefix}.source={source} needs --{prefix}.root {_ROOT_HINTS[source]}")
         if self.minival_split == "per_class" and self.source == "tfds":  # tar shards: labels come with the index
@@ -88,6 +93,8 @@ class DataConfig:
             raise ConfigError(f"{prefix}.mixup_p must be >= 0, got {self.mixup_p}")
         if self.source == "synthetic":
             self.synthetic.validate(f"{prefix}.synthetic")
+        if self.source == "taxa":
+            self.taxa.validate(f"{prefix}.taxa")
         if self.workers < 0 or self.threads < 0:
             raise ConfigError(f"{prefix}.workers and {prefix}.threads must be >= 0")
 
@@ -96,4 +103,5 @@ _ROOT_HINTS = {
     "folder": "pointing at root/class_name/*.jpg",
     "tfds": "pointing at the TFDS data dir (holding imagenet2012/)",
     "tar": "with a shard pattern such as /data/train-{0000..0146}.tar",
+    "tol": "with a shard pattern such as /data/tol10m/train/shard-{000000..000163}.tar",
 }

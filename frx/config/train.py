@@ -12,6 +12,7 @@ from typing import Literal
 
 from frx.config.base import ConfigError, check_fields, count_set
 from frx.config.data import DataConfig
+from frx.config.head import HeadConfig
 from frx.config.model import MODEL_CONFIGS, AnyModelConfig, ViTConfig
 from frx.config.mup import MupConfig
 from frx.config.optim import OptimConfig, ScheduleConfig
@@ -24,8 +25,8 @@ class TrainConfig:
 
     name: str = "custom"
     """Name of the preset this config came from."""
-    task: Literal["classification"] = "classification"
-    """The objective, a module of frx.tasks: classification (softmax cross-entropy on class ids)."""
+    task: Literal["classification", "extreme"] = "classification"
+    """The objective, a module of frx.tasks: classification (softmax cross-entropy on class ids), extreme (the same with a head for many classes, flat or taxonomic: see `head`)."""
     seed: int = 0
     """Seed of parameter init, data order, augmentation and mixup."""
     batch_size: int = 1024
@@ -62,6 +63,8 @@ class TrainConfig:
     """Handling of non-finite losses and gradients."""
     mup: MupConfig = MupConfig()
     """Parametrization (standard or muP) and muP's base model."""
+    head: HeadConfig = HeadConfig()
+    """The softmax head for many classes (task extreme)."""
 
     def validate(self) -> TrainConfig:
         check_fields(self)

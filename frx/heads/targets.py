@@ -49,9 +49,12 @@ def of_ranks(ranks_BR2: jax.Array, labels_B: jax.Array, rank_weights, weight_B: 
     if weight_B is not None:
         weight = weight * weight_B.astype(F32)[:, None]
     num_ranks = ranks_BR2.shape[1]
-    # The species rank's node is one class (each class is one full path).
-    kinds = TargetKinds((False,) * (num_ranks - 1) + (True,))
-    return Targets(jnp.where(known, lo, label), jnp.where(known, hi, label + 1), weight, kinds)
+    # The species rank's node is the class itself (each class is one full path): [y, y + 1) by
+    # construction, whatever the record says, so its single-class shortcut always holds.
+    species = jnp.arange(num_ranks) == num_ranks - 1
+    lo = jnp.where(known & ~species, lo, label)
+    hi = jnp.where(known & ~species, hi, label + 1)
+    return Targets(lo, hi, weight, TargetKinds((False,) * (num_ranks - 1) + (True,)))
 
 
 def concat(*parts: Targets) -> Targets:
