@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 from frx.config.base import ConfigError
@@ -46,7 +47,7 @@ class HeadConfig:
         if len(self.rank_weights) != len(RANKS):
             raise ConfigError(f"{prefix}.rank_weights needs {len(RANKS)} weights ({', '.join(RANKS)}), "
                               f"got {len(self.rank_weights)}")
-        if min(self.rank_weights) < 0 or max(self.rank_weights) <= 0:
+        if not all(math.isfinite(w) for w in self.rank_weights) or min(self.rank_weights) < 0 or max(self.rank_weights) <= 0:
             raise ConfigError(f"{prefix}.rank_weights must be >= 0 with one positive, got {self.rank_weights}")
         if self.distortion < 0:
             raise ConfigError(f"{prefix}.distortion must be >= 0, got {self.distortion}")

@@ -48,7 +48,8 @@ def make_eval_step(task, graphdef, device_fn, kind: str, num_nodes: tuple[int, .
         x, kernel, bias = task.head_inputs(nnx.merge(graphdef, params), batch["image"])
         labels = batch["label"].astype(jnp.int32)
         loss, top, marginals = heads.predictions("sharded" if kind == "sharded" else "chunked", x, kernel, bias,
-                                                 labels, maps_RC, num_nodes, layout=layout, k=k)
+                                                 labels, maps_RC, num_nodes, layout=layout, k=k,
+                                                 class_axes=task.class_axes)
         seen = batch["mask"] & (labels >= 0)
         correct, correct_k = _hits(top, labels, seen)
         sums = {"correct": correct, "correct_top5": correct_k, "loss": jnp.sum(jnp.where(seen, loss, 0.0)),
@@ -103,7 +104,10 @@ class ExtremeEvaluator:
             maps, num_nodes = index.node_maps(task.head_width)[:-1], index.num_nodes[:-1]  # species: the classes
         else:
             maps, num_nodes = np.zeros((0, task.head_width), np.int32), ()
-        spec = P(None, sharding.TENSOR_AXIS) if kind == "sharded" and mesh.shape[sharding.TENSOR_AXIS] > 1 else P()
+        place = heads.placement(mesh, task.class_axes) if kind == "sharded" else None
+        if place is not None:
+            place.local(task.layout())  # the head splits evenly over the class axes, or a one-line error
+        spec = P(None, place.class_axes) if place is not None else P()
         self.maps = jax.device_put(maps, NamedSharding(mesh, spec))
         self.step = _jitted(task, graphdef, pp.device_key(), kind, num_nodes, mesh)
 

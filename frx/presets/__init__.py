@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from frx.config import ConfigError, TrainConfig
-from frx.presets import demo, vit_i1k
+from frx.presets import demo, extreme, vit_i1k
 
 _PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "demo": demo.demo,
@@ -17,6 +17,8 @@ _PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "vit_s16_i1k": vit_i1k.vit_s16_i1k,
     "vit_s16_i1k_linear": vit_i1k.vit_s16_i1k_linear,
     "vit_b16_i1k": vit_i1k.vit_b16_i1k,
+    "extreme_demo": extreme.extreme_demo,
+    "vit_b16_tol10m": extreme.vit_b16_tol10m,
 }
 
 

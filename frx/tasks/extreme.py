@@ -6,7 +6,8 @@ config section (frx.config.head, docs/extreme.md):
 
     head.kind       dense     the model's own logits, as classification computes them
                     chunked   features x head kernel in chunks of classes (frx.heads.chunked)
-                    sharded   the head's classes split over mesh.tensor (frx.heads.sharded)
+                    sharded   the head's classes split over mesh.tensor, or over every device with
+                              mesh.rules=classes (Partial FC; frx.heads.sharded)
                     sampled   sampled softmax with log-Q correction, training only (frx.heads.sampled)
     head.objective  flat      -log p(class), mixup's two classes weighted a and 1 - a
                     taxonomic sum over ranks r of w_r * -log p(node_r), p(node) the summed
@@ -30,11 +31,12 @@ when the loop checks the sources (`check_sources`), the only data a loss reads.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
 
-from frx import evals, heads, losses
+from frx import evals, heads, losses, sharding
 from frx.config import ConfigError, TrainConfig
 from frx.config.head import RANKS
 from frx.data import label_index
@@ -76,6 +78,12 @@ class ExtremeClassification:
     @property
     def taxonomic(self) -> bool:
         return self.cfg.head.objective == "taxonomic"
+
+    @property
+    def class_axes(self) -> tuple[str, ...]:
+        """Mesh axes a sharded head splits its classes over: every axis under mesh.rules=classes
+        (Partial FC: features gathered, trunk data parallel), else tensor (as the parameters are laid out)."""
+        return sharding.MESH_AXES if self.cfg.mesh.rules == "classes" else (sharding.TENSOR_AXIS,)
 
     def layout(self, chunk: int | None = None) -> chunked.Layout:
         size = self.cfg.head.chunk_size if chunk is None else chunk
@@ -147,7 +155,7 @@ class ExtremeClassification:
         else:
             x, kernel, bias = self.head_inputs(model, batch["image"])
             lse = heads.log_sum_exps(head.kind, x, kernel, bias, targets.lo_BT, targets.hi_BT, layout=self.layout(),
-                                     kinds=targets.kinds)
+                                     kinds=targets.kinds, class_axes=self.class_axes)
         terms = targets_lib.losses_of(lse, targets)
         return jnp.mean(jnp.sum(terms, axis=-1)), self._rank_metrics(terms, targets)
 
@@ -189,7 +197,7 @@ class ExtremeClassification:
     def describe(self) -> str:
         head = self.cfg.head
         how = {"dense": "dense softmax", "chunked": f"chunked softmax ({head.chunk_size:,} classes per chunk)",
-               "sharded": "softmax with classes sharded over mesh.tensor",
+               "sharded": f"softmax with classes sharded over {'x'.join(self.class_axes)}",
                "sampled": f"sampled softmax ({head.num_sampled:,} {head.sampler} negatives)"}[head.kind]
         padding = f" (head width {self.head_width:,})" if self.head_width != self.num_classes else ""
         objective = ", taxonomic loss over 7 ranks" if self.taxonomic else ""
@@ -212,14 +220,15 @@ def check(cfg: TrainConfig) -> None:
         raise ConfigError("head.objective=taxonomic needs the full softmax; use --head.kind chunked, sharded or dense")
     if head.kind == "sharded":
         if cfg.mesh.rules in ("dp", "fsdp"):
-            raise ConfigError(f"head.kind=sharded splits classes over mesh.tensor, which mesh.rules={cfg.mesh.rules} "
-                              "does not use; use --mesh.rules tensor (or auto)")
-        tensor = cfg.mesh.tensor
+            raise ConfigError(f"head.kind=sharded splits classes over mesh.tensor (rules tensor) or every device "
+                              f"(rules classes), which mesh.rules={cfg.mesh.rules} does not; use --mesh.rules classes")
+        sizes = (cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
+        tensor = math.prod(sizes) if cfg.mesh.rules == "classes" and -1 not in sizes else cfg.mesh.tensor
         if tensor > 1 and model.num_classes % tensor:
             padded = -(-model.num_classes // tensor) * tensor
             valid = head.num_classes or model.num_classes
-            raise ConfigError(f"head.kind=sharded splits model.num_classes={model.num_classes:,} over mesh.tensor="
-                              f"{tensor}: pad the head with --model.num_classes {padded} --head.num_classes {valid} "
+            raise ConfigError(f"head.kind=sharded splits model.num_classes={model.num_classes:,} over {tensor} "
+                              f"devices: pad the head with --model.num_classes {padded} --head.num_classes {valid} "
                               "(the extra columns are masked)")
 
 

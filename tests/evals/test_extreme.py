@@ -38,10 +38,11 @@ def _brute_force(task, graphdef, params, source):
 
 
 @pytest.mark.parametrize("kind, mesh_cfg", [("dense", MeshConfig(data=8)), ("chunked", MeshConfig(data=8)),
-                                            ("sharded", MeshConfig(data=2, tensor=4))])
+                                            ("sharded", MeshConfig(data=2, tensor=4)),
+                                            ("sharded", MeshConfig(data=8, rules="classes"))])
 def test_metrics_per_rank_equal_a_brute_force_count(kind, mesh_cfg):
     head = HeadConfig(kind=kind, objective="taxonomic", chunk_size=64, num_classes=CLASSES)
-    cfg = taxa_config(head=head, num_classes=CLASSES + 4, mesh=mesh_cfg)
+    cfg = taxa_config(head=head, num_classes=CLASSES + 8, mesh=mesh_cfg)  # padded to a multiple of 8
     cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, splits=("val",)))
     task = tasks.make(cfg)
     graphdef, params = _model_state(cfg.model)

@@ -1,6 +1,7 @@
-"""The class-sharded head on 8 fake CPU devices: loss and gradients equal the float64 reference of the
-dense softmax (class labels and taxonomic ranges, padding columns masked); top-k and node marginals
-equal those of the full logits; and the compiled step never holds [batch, classes] on a device."""
+"""The class-sharded head on 8 fake CPU devices, classes over `tensor` or over every device (Partial FC,
+rows gathered): loss and gradients equal the float64 reference of the dense softmax (class labels
+and taxonomic ranges, padding columns masked); top-k and node marginals equal those of the full
+logits; and the compiled step never holds [batch, classes] on a device."""
 
 import jax
 import jax.numpy as jnp
@@ -19,44 +20,49 @@ from tests.support import softmax_reference as ref
 WIDTH, NUM_VALID = 40, 33  # the head is padded to a multiple of 8 devices
 
 
-def _placed(mesh, x, kernel, bias):
+TENSOR, EVERY_DEVICE = ("tensor",), sharding.MESH_AXES  # mesh.rules tensor / classes (Partial FC)
+
+
+def _placed(mesh, x, kernel, bias, class_axes=TENSOR):
     rows = NamedSharding(mesh, sharding.batch_spec(mesh))
-    return (jax.device_put(x, rows), jax.device_put(kernel, NamedSharding(mesh, P(None, "tensor"))),
-            jax.device_put(bias, NamedSharding(mesh, P("tensor"))))
+    axes = heads.placement(mesh, class_axes).class_axes
+    return (jax.device_put(x, rows), jax.device_put(kernel, NamedSharding(mesh, P(None, axes))),
+            jax.device_put(bias, NamedSharding(mesh, P(axes))))
 
 
-def _loss(x, kernel, bias, targets, chunk):
+def _loss(x, kernel, bias, targets, chunk, class_axes):
     lse = heads.log_sum_exps("sharded", x, kernel, bias, targets.lo_BT, targets.hi_BT,
-                             layout=chunked.Layout(WIDTH, chunk, NUM_VALID), kinds=targets.kinds)
+                             layout=chunked.Layout(WIDTH, chunk, NUM_VALID), kinds=targets.kinds, class_axes=class_axes)
     return jnp.mean(jnp.sum(targets_lib.losses_of(lse, targets), -1))
 
 
-@pytest.mark.parametrize("mesh_cfg, chunk, kind", [
-    (MeshConfig(data=1, tensor=8), 0, "label"),        # 5 classes per device, one block
-    (MeshConfig(data=2, tensor=4), 3, "ranks"),        # 10 per device in chunks of 3 (the last pulled back)
-    (MeshConfig(data=1, fsdp=4, tensor=2), 0, "mixup"),
+@pytest.mark.parametrize("mesh_cfg, class_axes, chunk, kind", [
+    (MeshConfig(data=1, tensor=8), TENSOR, 0, "label"),        # 5 classes per device, one block
+    (MeshConfig(data=2, tensor=4), TENSOR, 3, "ranks"),        # 10 per device in chunks of 3 (the last pulled back)
+    (MeshConfig(data=1, fsdp=4, tensor=2), TENSOR, 0, "mixup"),
+    (MeshConfig(data=2, fsdp=2, tensor=2), EVERY_DEVICE, 2, "ranks"),  # Partial FC: rows gathered over data x fsdp
 ])
-def test_sharded_loss_and_gradients_equal_the_dense_softmax(mesh_cfg, chunk, kind):
+def test_sharded_loss_and_gradients_equal_the_dense_softmax(mesh_cfg, class_axes, chunk, kind):
     assert jax.device_count() == 8
     mesh = sharding.make_mesh(mesh_cfg)
     x, kernel, bias = ref.problem(batch=16, classes=WIDTH, seed=5)
     targets = _targets(kind, 16, seed=6)
-    step = jax.jit(sharding.under_mesh(jax.value_and_grad(lambda *h: _loss(*h, targets, chunk), argnums=(0, 1, 2)),
-                                       mesh))
-    value, grads = step(*_placed(mesh, x, kernel, bias))
+    loss = jax.value_and_grad(lambda *h: _loss(*h, targets, chunk, class_axes), argnums=(0, 1, 2))
+    value, grads = jax.jit(sharding.under_mesh(loss, mesh))(*_placed(mesh, x, kernel, bias, class_axes))
     expected, expected_grads = ref.loss_and_grads(x, kernel, bias, targets.lo_BT, targets.hi_BT, targets.weight_BT,
                                                   NUM_VALID)
     np.testing.assert_allclose(value, expected, rtol=2e-6)
     for got, want in zip(grads, expected_grads):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-7)
-    assert grads[1].sharding.spec == P(None, "tensor")  # the head's gradient stays class-sharded
+    assert grads[1].sharding.spec == P(None, heads.placement(mesh, class_axes).class_axes)  # stays class-sharded
 
 
-def test_sharded_predictions_equal_those_of_the_full_logits():
+@pytest.mark.parametrize("class_axes", [TENSOR, EVERY_DEVICE])
+def test_sharded_predictions_equal_those_of_the_full_logits(class_axes):
     mesh = sharding.make_mesh(MeshConfig(data=2, tensor=4))
     x, kernel, bias = ref.problem(batch=16, classes=WIDTH, seed=7)
-    kernel[:, 12] = kernel[:, 30]  # a tie across devices (classes 10-19 and 30-39 live on devices 1
-    bias[12] = bias[30] = 20.0     # and 3) at the top of every row: the smaller class id comes first
+    kernel[:, 12] = kernel[:, 30]  # a tie across devices (classes 12 and 30 live on different devices)
+    bias[12] = bias[30] = 20.0     # at the top of every row: the smaller class id comes first
     labels = np.random.default_rng(0).integers(0, NUM_VALID, 16)
     labels[3] = -1  # a class the head does not know
     maps = np.stack([np.arange(WIDTH) // 10, np.minimum(np.arange(WIDTH), NUM_VALID - 1) // 4]).astype(np.int32)
@@ -64,11 +70,11 @@ def test_sharded_predictions_equal_those_of_the_full_logits():
 
     def predict(x, kernel, bias, labels, maps):
         return heads.predictions("sharded", x, kernel, bias, labels, maps, num_nodes,
-                                 layout=chunked.Layout(WIDTH, 4, NUM_VALID), k=5)
+                                 layout=chunked.Layout(WIDTH, 4, NUM_VALID), k=5, class_axes=class_axes)
 
-    placed = _placed(mesh, x, kernel, bias)
+    placed = _placed(mesh, x, kernel, bias, class_axes)
     labels_dev = jax.device_put(labels.astype(np.int32), NamedSharding(mesh, sharding.batch_spec(mesh)))
-    maps_dev = jax.device_put(maps, NamedSharding(mesh, P(None, "tensor")))
+    maps_dev = jax.device_put(maps, NamedSharding(mesh, P(None, heads.placement(mesh, class_axes).class_axes)))
     loss, top, marginals = jax.jit(sharding.under_mesh(predict, mesh))(*placed, labels_dev, maps_dev)
 
     z = ref.logits(x, kernel, bias, NUM_VALID)

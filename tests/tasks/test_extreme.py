@@ -128,24 +128,28 @@ def test_the_sampled_head_with_every_class_sampled_is_the_full_softmax():
 
 
 def test_a_sharded_head_on_8_devices_trains_as_one_device_and_as_accumulation():
+    """Classes over mesh.tensor (data 2 x tensor 4), and over all 8 devices with a data-parallel trunk
+    (mesh.rules classes, Partial FC), against one device and 4 accumulated micro-batches."""
     head = HeadConfig(kind="sharded", objective="taxonomic", chunk_size=24)
     base = taxa_config(head=head, batch_size=32, schedule=ScheduleConfig(warmup_steps=0))
     sharded, losses8 = train_steps(dataclasses.replace(base, mesh=MeshConfig(data=2, tensor=4)), 2)
+    partial_fc, losses_pfc = train_steps(dataclasses.replace(base, mesh=MeshConfig(data=8, rules="classes")), 2)
     single, losses1 = train_steps(dataclasses.replace(base, mesh=MeshConfig(data=1)), 2)
     accum, losses_acc = train_steps(dataclasses.replace(base, mesh=MeshConfig(data=1), grad_accum=4), 2)
-    np.testing.assert_allclose(losses8, losses1, rtol=1e-5)
-    np.testing.assert_allclose(losses_acc, losses1, rtol=1e-5)
+    for losses in (losses8, losses_pfc, losses_acc):
+        np.testing.assert_allclose(losses, losses1, rtol=1e-5)
     assert sharded["params"]["head"]["kernel"].sharding.spec[1] == "tensor"
+    assert partial_fc["params"]["head"]["kernel"].sharding.spec[1] == "data"  # classes over all 8 devices
     reference = _by_path(jax.device_get(single["params"]))
-    _assert_same_params(_by_path(jax.device_get(sharded["params"])), reference)
-    _assert_same_params(_by_path(jax.device_get(accum["params"])), reference)
+    for state in (sharded, partial_fc, accum):
+        _assert_same_params(_by_path(jax.device_get(state["params"])), reference)
 
 
 @pytest.mark.parametrize("changes, message", [
     (dict(head=HeadConfig(kind="sharded"), mesh=MeshConfig(data=2, tensor=4), num_classes=418),
-     "pad the head with --model.num_classes 420 --head.num_classes 418"),
+     "over 4 devices: pad the head with --model.num_classes 420 --head.num_classes 418"),
     (dict(head=HeadConfig(kind="sharded"), mesh=MeshConfig(rules="fsdp", fsdp=8, data=1)),
-     "mesh.rules=fsdp does not use"),
+     "which mesh.rules=fsdp does not; use --mesh.rules classes"),
     (dict(head=HeadConfig(num_classes=500)), "head.num_classes 500 exceeds the head's width"),
     (dict(head=HeadConfig(kind="sampled", objective="taxonomic")), "taxonomic needs the full softmax"),
     (dict(num_classes=400), "the training data has 416 classes but the head has 400; set --model.num_classes 416"),
