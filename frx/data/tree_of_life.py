@@ -15,7 +15,10 @@ the run folder; the scanned shard index (offsets and taxa of every sample) is ca
 so a restart of a 10M-image run does not read every tar header again. Validation taxa the training
 data lacks keep label -1 and are scored only at the ranks the index knows (`ranges_of_path`).
 
-Records: {"image": JPEG bytes, "label": class id or -1, "ranks": int32 [7, 2]}.
+Records: {"image": JPEG bytes, "label": class id or -1, "ranks": int32 [7, 2]}. The source, not a
+host op, maps taxon names to class ids: the mapping is the run's stored class index, which the source
+builds or loads, and resolving every sample once when the shards are indexed keeps the names out of
+the per-record work.
 """
 
 from __future__ import annotations
