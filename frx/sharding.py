@@ -148,6 +148,9 @@ RULES: dict[str, tuple[tuple[str, str], ...]] = {
     # Megatron-style: heads and MLP units split over `tensor` (the out / fc2 matmuls then reduce),
     # the class axis of a big head too; what is left of each array is sharded over fsdp.
     "tensor": (("heads", TENSOR_AXIS), ("mlp", TENSOR_AXIS), ("classes", TENSOR_AXIS), ("rep", TENSOR_AXIS)) + _FSDP,
+    # Partial FC (insightface arcface_torch/partial_fc_v2.py): the class axis of a big head split over
+    # every device, the rest as under fsdp; a sharded head then gathers the features, not the head.
+    "classes": (("classes", MESH_AXES),) + _FSDP,
 }
 
 
@@ -168,17 +171,21 @@ def logical_axes(params, axes_rules) -> dict:
 
 def logical_to_spec(shape, names, rules, axis_sizes: dict[str, int]) -> P:
     """The PartitionSpec of one array: each rule, in order, claims the first free dimension carrying
-    its logical name, if its mesh axis is unused in this array, larger than 1 and divides the size."""
-    spec: list[str | None] = [None] * len(shape)
+    its logical name, if its mesh axis is unused in this array, larger than 1 and divides the size.
+    A rule may name several mesh axes (a tuple): the dimension is split over those of them that are
+    unused and larger than 1."""
+    spec: list = [None] * len(shape)
     used = set()
     for logical, axis in rules:
-        size = axis_sizes.get(axis, 1)
-        if axis in used or size == 1:
+        axes = tuple(a for a in (axis if isinstance(axis, tuple) else (axis,))
+                     if a not in used and axis_sizes.get(a, 1) > 1)
+        if not axes:
             continue
+        size = math.prod(axis_sizes[a] for a in axes)
         for i, name in enumerate(names):
             if name == logical and spec[i] is None and shape[i] % size == 0:
-                spec[i] = axis
-                used.add(axis)
+                spec[i] = axes[0] if len(axes) == 1 else axes
+                used.update(axes)
                 break
     while spec and spec[-1] is None:
         spec.pop()

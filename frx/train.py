@@ -83,7 +83,7 @@ def make_data(cfg: TrainConfig, task: tasks.Task) -> dict:
     """The data sources of `cfg` by split, checked against the task: the data fits the model (class
     counts), and the op strings produce the task's records (run on the first record of each split)."""
     image_size = task.record_schema()["image"].shape[0]  # the resolution the embedded set is drawn at
-    sources = make_sources(cfg.data, image_size)
+    sources = make_sources(cfg.data, image_size, workdir=get_workdir(cfg))  # taxonomic sets keep their class index there
     unknown = [name for name in cfg.eval.splits if name not in sources and name not in EVAL_SPLITS]
     if unknown:
         raise ConfigError(f"eval.splits names {unknown}, which no data source provides; choose from "

@@ -119,6 +119,16 @@ def test_rules_claim_axes_in_order_and_fall_through_when_a_size_does_not_divide(
     assert sharding.logical_to_spec((64, 256), ("embed", "mlp"), tensor, {"fsdp": 4, "tensor": 1}) == P("fsdp")
 
 
+def test_the_classes_rules_split_a_big_heads_classes_over_every_device_and_fall_back_when_they_cannot():
+    sizes, rules = {"data": 2, "fsdp": 2, "tensor": 2}, sharding.RULES["classes"]
+    every = ("data", "fsdp", "tensor")
+    assert sharding.logical_to_spec((64, 424), ("embed", "classes"), rules, sizes) == P(None, every)
+    assert sharding.logical_to_spec((424,), ("classes",), rules, sizes) == P(every)
+    assert sharding.logical_to_spec((64, 420), ("embed", "classes"), rules, sizes) == P("fsdp")  # 420 % 8 != 0
+    assert sharding.logical_to_spec((64, 256), ("embed", "mlp"), rules, sizes) == P("fsdp")  # the rest: fsdp
+    assert sharding.logical_to_spec((64, 424), ("embed", "classes"), rules, {"data": 8}) == P(None, "data")
+
+
 def test_optimizer_state_follows_the_parameters_even_with_frozen_parameters():
     cfg = tiny_config(mesh=MeshConfig(fsdp=8))
     cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, frozen=("embedding/.*",)))

@@ -4,6 +4,7 @@ Every field carries a docstring; tyro turns them into `frx train PRESET --help`.
 dataclass that validates its own fields (`validate(prefix)`), next to its definition:
 
     model.py   the architecture, a choice by `kind` (ViTConfig, TwoTowerConfig with its TextConfig)
+    head.py    the softmax head for many classes (task extreme)   taxa.py  the embedded taxonomy set
     data.py    sources and op strings          optim.py  optimizer and schedule
     mup.py     the parametrization's fields    run.py    mesh, processes, checkpoints, eval, logs, faults
     contrastive.py  the contrastive task's loss    fewshot.py  the few-shot linear evaluator
@@ -18,6 +19,7 @@ from frx.config.base import ConfigError
 from frx.config.contrastive import ContrastiveConfig
 from frx.config.data import DataConfig, SyntheticConfig
 from frx.config.fewshot import FewshotConfig
+from frx.config.head import HeadConfig
 from frx.config.model import (
     MODEL_CONFIGS,
     VIT_VARIANTS,
@@ -31,6 +33,7 @@ from frx.config.mup import MupConfig
 from frx.config.optim import OptimConfig, ScheduleConfig
 from frx.config.run import (CheckpointConfig, DistConfig, EvalConfig, FaultConfig, InitConfig, LogConfig,
                             MeshConfig, ResumeConfig)
+from frx.config.taxa import TaxaConfig
 from frx.config.train import TrainConfig, from_dict, model_fingerprint, to_dict, validate
 
 __all__ = [
@@ -44,8 +47,9 @@ __all__ = [
     "DistConfig",
     "EvalConfig",
     "FaultConfig",
-    "InitConfig",
     "FewshotConfig",
+    "HeadConfig",
+    "InitConfig",
     "LogConfig",
     "MeshConfig",
     "ModelDims",
@@ -54,6 +58,7 @@ __all__ = [
     "ResumeConfig",
     "ScheduleConfig",
     "SyntheticConfig",
+    "TaxaConfig",
     "TextConfig",
     "TrainConfig",
     "TwoTowerConfig",

@@ -17,7 +17,8 @@ FREE_TO_CHANGE = (
     "name", "workdir", "log", "eval", "dist", "mesh", "resume", "init",
     "ckpt.every_steps", "ckpt.every_minutes", "ckpt.keep", "ckpt.keep_every_steps", "ckpt.async_save",
     "ckpt.save_on_signal", "data.threads", "data.workers", "data.val_root", "data.v2_root", "data.real_json",
-    "faults.max_skipped_steps",
+    "faults.max_skipped_steps", "fewshot", "contrastive.zeroshot_root", "contrastive.zeroshot_classnames",
+    "contrastive.zeroshot_templates",
 )
 
 

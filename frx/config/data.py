@@ -6,6 +6,7 @@ import dataclasses
 from typing import Literal
 
 from frx.config.base import ConfigError
+from frx.config.taxa import TaxaConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,11 +51,11 @@ class DataConfig:
     fixed-size arrays; device ops (value_range, randaug, ...) then run inside the jitted step.
     """
 
-    source: Literal["synthetic", "digits", "folder", "tfds", "tar", "arrays", "synthetic_captions", "tar_captions",
-                    "tfrecord_captions"] = "synthetic"
-    """Embedded synthetic set, scikit-learn's digits, an image folder `root/class_name/*.jpg`, a TFDS data dir prepared as ArrayRecord, webdataset-style tar shards, arrays in an .npz (frx.data.arrays); image-text pairs: the embedded captioned set, img2dataset tar shards or TFRecord files."""
+    source: Literal["synthetic", "digits", "folder", "tfds", "tar", "arrays", "taxa", "tol", "synthetic_captions",
+                    "tar_captions", "tfrecord_captions"] = "synthetic"
+    """Embedded synthetic set, scikit-learn's digits, an image folder `root/class_name/*.jpg`, a TFDS data dir prepared as ArrayRecord, webdataset-style tar shards, arrays in an .npz (frx.data.arrays), the embedded many-class set with a taxonomy (taxa), TreeOfLife-10M-style webdataset shards (tol); image-text pairs: the embedded captioned set, img2dataset tar shards or TFRecord files."""
     root: str | None = None
-    """Image-folder root (folder), TFDS data dir (tfds), shard pattern such as `/data/train-{0000..0146}.tar` (tar, tar_captions), `/data/{00000..00099}.tfrecord` (tfrecord_captions), or FILE.npz (arrays)."""
+    """Image-folder root (folder), TFDS data dir (tfds), shard pattern such as `/data/train-{0000..0146}.tar` (tar, tol, tar_captions), `/data/{00000..00099}.tfrecord` (tfrecord_captions), or FILE.npz (arrays)."""
     val_root: str | None = None
     """Validation images evaluated as "val": a folder with the training class sub-folders, or a tar shard pattern (TFDS uses its validation split)."""
     tfds_name: str = "imagenet2012"
@@ -81,13 +82,17 @@ class DataConfig:
     """Files larger than this many MiB are skipped and counted (data/skipped/too_large) without being read."""
     max_pixels: int = 50_000_000
     """Images with more pixels are skipped from their header (too_large) unless an op string gives decode(max_pixels=)."""
+    taxa: TaxaConfig = TaxaConfig()
+    """Settings of the embedded many-class dataset with a taxonomy (source=taxa)."""
+    catalog: str | None = None
+    """tol: BioCLIP's catalog.csv (treeoflife_id, kingdom ... species) giving each sample's taxon; without it the names are read from the shards' text members."""
     workers: int = 0
     """Host worker processes for decoding (0 = threads in the training process)."""
     threads: int = 2
     """Prefetch threads that prepare batches ahead of the training step."""
 
     def validate(self, prefix: str = "data") -> None:
-        for source in ("folder", "tfds", "tar", "arrays", "tar_captions", "tfrecord_captions"):
+        for source in ("folder", "tfds", "tar", "arrays", "tol", "tar_captions", "tfrecord_captions"):
             if self.source == source and not self.root:
                 raise ConfigError(f"{prefix}.source={source} needs --{prefix}.root {_ROOT_HINTS[source]}")
         if self.minival_split == "per_class" and self.source == "tfds":  # tar shards: labels come with the index
@@ -104,6 +109,8 @@ class DataConfig:
                               f"{self.max_file_mb}, {self.max_pixels}")
         if self.caption_key is not None and not self.caption_key:
             raise ConfigError(f"{prefix}.caption_key is empty; leave it out for the default field")
+        if self.source == "taxa":
+            self.taxa.validate(f"{prefix}.taxa")
         if self.workers < 0 or self.threads < 0:
             raise ConfigError(f"{prefix}.workers and {prefix}.threads must be >= 0")
 
@@ -115,4 +122,5 @@ _ROOT_HINTS = {
     "arrays": "FILE.npz with arrays image (uint8 N,H,W,3) and label (int N)",
     "tar_captions": "with a shard pattern such as /data/cc12m/{00000..01242}.tar",
     "tfrecord_captions": "with a file pattern such as /data/laion/{00000..00099}.tfrecord",
+    "tol": "with a shard pattern such as /data/tol10m/train/shard-{000000..000163}.tar",
 }

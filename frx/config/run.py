@@ -24,8 +24,8 @@ class MeshConfig:
     """Size of the fully-sharded data-parallel axis: splits the batch and shards parameters and optimizer state."""
     tensor: int = 1
     """Size of the tensor-parallel axis: splits attention heads, MLP hidden units and classes (innermost, within a host)."""
-    rules: Literal["auto", "dp", "fsdp", "tensor"] = "auto"
-    """Parameter layout: dp replicates, fsdp shards over the fsdp axis, tensor adds head/MLP/class sharding; auto picks from the axis sizes."""
+    rules: Literal["auto", "dp", "fsdp", "tensor", "classes"] = "auto"
+    """Parameter layout: dp replicates, fsdp shards over the fsdp axis, tensor adds head/MLP/class sharding, classes splits a big head's classes over every device (Partial FC) and the rest as fsdp; auto picks from the axis sizes."""
 
     def validate(self, prefix: str = "mesh") -> None:
         sizes = {"data": self.data, "fsdp": self.fsdp, "tensor": self.tensor}

@@ -14,6 +14,7 @@ from frx.config.base import ConfigError, check_fields, count_set
 from frx.config.contrastive import ContrastiveConfig
 from frx.config.data import DataConfig
 from frx.config.fewshot import FewshotConfig
+from frx.config.head import HeadConfig
 from frx.config.model import MODEL_CONFIGS, AnyModelConfig, ViTConfig
 from frx.config.mup import MupConfig
 from frx.config.optim import OptimConfig, ScheduleConfig
@@ -27,8 +28,8 @@ class TrainConfig:
 
     name: str = "custom"
     """Name of the preset this config came from."""
-    task: Literal["classification", "contrastive"] = "classification"
-    """The objective, a module of frx.tasks: classification (softmax cross-entropy on class ids) or contrastive (CLIP / SigLIP on image-text pairs)."""
+    task: Literal["classification", "contrastive", "extreme"] = "classification"
+    """The objective, a module of frx.tasks: classification (softmax cross-entropy on class ids), contrastive (CLIP / SigLIP on image-text pairs), extreme (classification with a head for many classes, flat or taxonomic: see `head`)."""
     seed: int = 0
     """Seed of parameter init, data order, augmentation and mixup."""
     batch_size: int = 1024
@@ -73,6 +74,8 @@ class TrainConfig:
     """The contrastive task's loss and zero-shot set (task=contrastive)."""
     fewshot: FewshotConfig = FewshotConfig()
     """Few-shot linear evaluation of the image features (any task)."""
+    head: HeadConfig = HeadConfig()
+    """The softmax head for many classes (task extreme)."""
 
     def validate(self) -> TrainConfig:
         check_fields(self)

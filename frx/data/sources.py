@@ -5,7 +5,8 @@ or a multi-hot float vector}.
 provides, keyed by split name ("train", "minival", "val", "v2", "real"). Sources: the embedded
 synthetic set, scikit-learn's digits, image folders (`frx.data.folder`), TFDS ArrayRecord datasets
 (`frx.data.tfds`), webdataset tar shards (`frx.data.tar_shards`), ImageNet-V2 and ImageNet-ReaL
-(`frx.data.imagenet`); minival splits come from `frx.data.splits`. Image-text pairs ({"image",
+(`frx.data.imagenet`), the embedded taxonomy set (`frx.data.synthetic_taxa`) and TreeOfLife-10M
+shards (`frx.data.tree_of_life`); minival splits come from `frx.data.splits`. Image-text pairs ({"image",
 "text"} records) come from the embedded captioned set (`frx.data.synthetic_captions`, which adds
 labelled "heldout" and "seen" splits), img2dataset tar shards (`frx.data.caption_shards`) and TFRecord
 files (`frx.data.tfrecord`).
@@ -142,8 +143,21 @@ def caption_sources(cfg: DataConfig, image_size: int) -> dict:
     return sources
 
 
-def make_sources(cfg: DataConfig, image_size: int) -> dict:
-    """The sources of a data config, keyed by split; `image_size` is the synthetic resolution."""
+def taxa_sources(cfg: DataConfig, image_size: int, workdir: str | None) -> dict:
+    """The embedded taxonomy set's train and val splits, sharing one class index (stored in the run)."""
+    from frx.data import label_index, synthetic_taxa
+
+    built = synthetic_taxa.build_index(cfg.taxa, *synthetic_taxa.draw_labels(cfg.taxa, "train"))
+    index = label_index.stored_or_built(workdir, lambda: built)
+    if index.paths != built.paths:
+        raise ConfigError(f"the run folder's {label_index.FILE_NAME} was written for another data.taxa tree; "
+                          "use a new --workdir")
+    return {split: synthetic_taxa.TaxaSource(cfg.taxa, split, image_size, index) for split in ("train", "val")}
+
+
+def make_sources(cfg: DataConfig, image_size: int, workdir: str | None = None) -> dict:
+    """The sources of a data config, keyed by split; `image_size` is the resolution of the embedded
+    sets; `workdir` is the run folder, where taxonomic sources keep their class index."""
     if cfg.source == "arrays":
         return arrays_sources(cfg)
     if cfg.source.endswith("_captions"):
@@ -158,4 +172,10 @@ def make_sources(cfg: DataConfig, image_size: int) -> dict:
         return tfds_sources(cfg)
     if cfg.source == "tar":
         return tar_sources(cfg)
-    raise ConfigError(f"unknown data source {cfg.source!r}; use synthetic, digits, folder, tfds, tar, arrays or a *_captions source")
+    if cfg.source == "taxa":
+        return taxa_sources(cfg, image_size, workdir)
+    if cfg.source == "tol":
+        from frx.data.tree_of_life import tol_sources
+
+        return tol_sources(cfg, workdir)
+    raise ConfigError(f"unknown data source {cfg.source!r}; use synthetic, digits, folder, tfds, tar, arrays, taxa, tol or a *_captions source")

@@ -74,8 +74,11 @@ def _parse_label(suffix: str, data: bytes, where: str) -> int:
         raise ConfigError(f"label member {where} does not hold an integer class ({text[:40]!r})") from None
 
 
-def index_shard(path: str) -> tuple[list[str], list[int], list[int], list[int]]:
-    """(keys, image offsets, image sizes, labels) of the samples in one shard, in tar order."""
+def scan_shard(path: str, text_members: tuple[str, ...] = (), label: bool = True) -> list[tuple[str, dict]]:
+    """The samples of one shard in tar order: (key, {"image": (offset, size), "label": int,
+    NAME: text for each member NAME in `text_members`}). Text members are matched on the whole
+    name after the key (`taxonomic_name.txt` of `train/x1.taxonomic_name.txt`) and read as UTF-8;
+    with `label`, a `.cls`/`.json`/`.txt` member that is not one of them is parsed as the class."""
     samples: dict[str, dict] = {}
     order: list[str] = []
     with tarfile.open(path, "r:") as tar:
@@ -83,18 +86,26 @@ def index_shard(path: str) -> tuple[list[str], list[int], list[int], list[int]]:
             if not member.isfile():
                 continue
             key, suffix = _split_name(member.name)
-            suffix = suffix.rsplit(".", 1)[-1]  # "seg.png" is a png field, as webdataset decodes it
             if key not in samples:
                 samples[key] = {}
                 order.append(key)
-            if suffix in IMAGE_SUFFIXES and "image" not in samples[key]:
-                samples[key]["image"] = (member.offset_data, member.size)
-            elif suffix in LABEL_SUFFIXES and "label" not in samples[key]:
+            sample = samples[key]
+            if suffix in text_members:
+                sample[suffix] = tar.extractfile(member).read().decode("utf-8")
+                continue
+            kind = suffix.rsplit(".", 1)[-1]  # "seg.png" is a png field, as webdataset decodes it
+            if kind in IMAGE_SUFFIXES and "image" not in sample:
+                sample["image"] = (member.offset_data, member.size)
+            elif label and kind in LABEL_SUFFIXES and "label" not in sample:
                 data = tar.extractfile(member).read()
-                samples[key]["label"] = _parse_label(suffix, data, f"{member.name} in {path}")
+                sample["label"] = _parse_label(kind, data, f"{member.name} in {path}")
+    return [(key, samples[key]) for key in order]
+
+
+def index_shard(path: str) -> tuple[list[str], list[int], list[int], list[int]]:
+    """(keys, image offsets, image sizes, labels) of the labelled images of one shard, in tar order."""
     keys, offsets, sizes, labels = [], [], [], []
-    for key in order:
-        sample = samples[key]
+    for key, sample in scan_shard(path):
         if "image" not in sample or "label" not in sample:
             continue  # e.g. a metadata member without an image, or an unlabelled image
         keys.append(key)
@@ -102,6 +113,30 @@ def index_shard(path: str) -> tuple[list[str], list[int], list[int], list[int]]:
         sizes.append(sample["image"][1])
         labels.append(sample["label"])
     return keys, offsets, sizes, labels
+
+
+class ShardReader:
+    """Positioned reads of members of a list of shards; one file descriptor per shard and process."""
+
+    def __init__(self, shards: list[str]):
+        self.shards = shards
+        self._fds: dict[int, int] = {}
+
+    def __getstate__(self):  # file descriptors stay in their process
+        return {**self.__dict__, "_fds": {}}
+
+    def read(self, shard: int, offset: int, size: int) -> bytes:
+        fd = self._fds.get(shard)
+        if fd is None:
+            fd = self._fds[shard] = os.open(self.shards[shard], os.O_RDONLY)
+        return os.pread(fd, size, offset)
+
+    def __del__(self):
+        for fd in getattr(self, "_fds", {}).values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 class TarShardSource:
@@ -129,28 +164,14 @@ class TarShardSource:
             raise ConfigError(f"labels of {pattern!r} span [{self.labels.min()}, {self.labels.max()}], "
                               f"outside [0, {self.num_classes})")
         self.name = name or pattern
-        self._fds: dict[int, int] = {}
-
-    def __getstate__(self):  # file descriptors stay in their process
-        return {**self.__dict__, "_fds": {}}
+        self._reader = ShardReader(self.shards)
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def __getitem__(self, index: int) -> dict:
-        shard = int(self._shard[index])
-        fd = self._fds.get(shard)
-        if fd is None:
-            fd = self._fds[shard] = os.open(self.shards[shard], os.O_RDONLY)
-        data = os.pread(fd, int(self._size[index]), int(self._offset[index]))
+        data = self._reader.read(int(self._shard[index]), int(self._offset[index]), int(self._size[index]))
         return {"image": data, "label": int(self.labels[index])}
-
-    def __del__(self):
-        for fd in getattr(self, "_fds", {}).values():
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
     def __repr__(self) -> str:
         return f"TarShardSource({self.name}, shards={len(self.shards)}, n={len(self)})"

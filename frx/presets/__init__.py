@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from frx.config import ConfigError, TrainConfig
-from frx.presets import clip, demo, vit_i1k
+from frx.presets import clip, demo, extreme, vit_i1k
 
 _PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "demo": demo.demo,
@@ -21,6 +21,8 @@ _PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "siglip_demo": clip.siglip_demo,
     "clip_b16": clip.clip_b16,
     "siglip_b16": clip.siglip_b16,
+    "extreme_demo": extreme.extreme_demo,
+    "vit_b16_tol10m": extreme.vit_b16_tol10m,
 }
 
 

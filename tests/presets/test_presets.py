@@ -17,7 +17,7 @@ def test_every_preset_is_frozen_and_valid():
         cfg = presets.get(name)
         with pytest.raises(dataclasses.FrozenInstanceError):
             cfg.seed = 1  # type: ignore[misc]
-        if cfg.data.source in ("folder", "tar_captions"):
+        if cfg.data.source in ("folder", "tar_captions", "tol"):
             cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root="/data/train"))
         validate(cfg)
 
@@ -79,3 +79,18 @@ def test_siglip_b16_is_the_sigmoid_recipe():
     assert (o.lr, o.b2, o.wd, o.grad_clip_norm) == (1e-3, 0.95, 1e-4, 1.0)
     assert (cfg.schedule.decay, cfg.schedule.warmup_steps) == ("cosine", 20_000)
     assert (cfg.contrastive.loss, cfg.contrastive.get_loss_impl()) == ("siglip", "chunked")
+
+
+def test_extreme_presets_have_many_classes_and_the_tol_one_follows_big_visions_i21k_recipe():
+    demo = presets.get("extreme_demo")
+    assert demo.task == "extreme" and demo.model.num_classes >= 10_000 and demo.data.source == "taxa"
+    assert demo.model.num_classes == demo.data.taxa.num_species + demo.data.taxa.num_families
+    tol = presets.get("vit_b16_tol10m")
+    # big_vision/configs/proj/flexivit/i21k_sup.py: batch 4096, 90 epochs, Adam (bf16 first moment), lr 1e-3,
+    # wd 1e-4, clip 1, 10k warmup + cosine, inception crop + flip + randaug(2, 10), mixup 0.2.
+    assert (tol.batch_size, tol.total_epochs, tol.model.dims().width, tol.model.num_classes % 8) == (4096, 90, 768, 0)
+    o = tol.optim
+    assert (o.name, o.lr, o.wd, o.mu_dtype, o.grad_clip_norm) == ("adam", 1e-3, 1e-4, "bfloat16", 1.0)
+    assert (tol.schedule.decay, tol.schedule.warmup_steps, tol.data.mixup_p) == ("cosine", 10_000, 0.2)
+    assert "inception_crop(224)|flip_lr|randaug(2, 10)" in tol.data.pp_train
+    assert (tol.head.objective, tol.data.source) == ("taxonomic", "tol")
