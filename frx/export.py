@@ -164,11 +164,13 @@ def timm_state_dict(params: dict[str, np.ndarray], model: ViTConfig, mup: MupCon
 
 
 def export_run(workdir: str, to: str, out: str) -> dict:
-    """Writes the newest checkpoint of a run folder to `out`; returns what was written (for the CLI)."""
+    """Writes the newest checkpoint of a run folder to `out`; returns what was written (for the CLI).
+    A two-tower run goes to timm and big_vision as its image tower (its head: the image projection)."""
     cfg, step, params = weights.read_run_params(workdir)
     if to == "safetensors":
         weights.write_safetensors(out, params, cfg, step)
         return {"step": step, "tensors": len(params), "params": int(sum(v.size for v in params.values()))}
+    cfg, params = weights.as_vit(cfg, params)
     if to == "big_vision":
         if not out.endswith(".npz"):
             raise ConfigError(f"a big_vision checkpoint is an .npz file; name it {out}.npz")
@@ -228,7 +230,7 @@ def timm_logits(path: str, images_BHWC: np.ndarray) -> np.ndarray:
 
 def check_timm_export(workdir: str, path: str, count: int = 8, seed: int = 0) -> float:
     """Max |frx logits - timm logits| on `count` random images in [-1, 1]."""
-    cfg, _, params = weights.read_run_params(workdir)
+    cfg, params = weights.as_vit(*weights.read_run_params(workdir)[::2])
     size = cfg.model.image_size
     images = np.random.default_rng(seed).uniform(-1, 1, (count, size, size, 3)).astype(np.float32)
     diff = np.abs(frx_logits(cfg, params, images) - timm_logits(path, images))

@@ -43,6 +43,9 @@ def load_params(cfg: TrainConfig, wanted: dict[str, tuple[int, ...]], notes: lis
                               "(patterns must match the whole path)")
     kind = source_kind(source)
     if kind == "big_vision":
+        if cfg.model.kind != "vit":
+            raise ConfigError(f"init.from {source!r}: a big_vision .npz holds a ViT classifier, and model.kind is "
+                              f"{cfg.model.kind!r}; start a ViT from it, or a two-tower model from a frx ViT run")
         if cfg.mup.param != "sp":
             raise ConfigError("big_vision checkpoints are in the standard parametrization; drop --mup.param mup "
                               "to start from one")
@@ -55,7 +58,30 @@ def load_params(cfg: TrainConfig, wanted: dict[str, tuple[int, ...]], notes: lis
                           f"{to_dict(cfg.mup)}; use the same --mup.* settings (the multipliers are not in the weights)")
     if notes is not None:
         notes.append(f"parameters of step {step} of {source}")
+    params = _towers(source, source_cfg.model.kind, cfg.model.kind, params, wanted, reset, notes)
     return convert.fit_params(params, wanted, source=source, reset=reset, notes=notes)
+
+
+def _towers(source, source_kind, kind, params, wanted, reset, notes):
+    """A classifier from a two-tower run takes its image tower (whose head is the image projection:
+    reset `head/.*` for a new head); a two-tower model from a ViT run takes it as its image tower and
+    must keep its text tower and logit scale fresh."""
+    if source_kind == kind:
+        return params
+    if (source_kind, kind) == ("two_tower", "vit"):
+        if notes is not None:
+            notes.append("its image tower")
+        return {p.removeprefix(weights.IMAGE_TOWER): v for p, v in params.items() if p.startswith(weights.IMAGE_TOWER)}
+    if (source_kind, kind) == ("vit", "two_tower"):
+        fresh = [p for p in wanted if not p.startswith(weights.IMAGE_TOWER)
+                 and not any(re.fullmatch(pattern, p) for pattern in reset)]
+        if fresh:
+            raise ConfigError(f"init.from {source!r} is a ViT and fills only the image tower; keep the rest fresh "
+                              f"with --init.reset 'text/.*' 'logit_.*' (no source for {fresh[0]})")
+        if notes is not None:
+            notes.append("as the image tower")
+        return {weights.IMAGE_TOWER + p: v for p, v in params.items()}
+    raise ConfigError(f"init.from {source!r} holds a {source_kind} model, which cannot start a {kind} model")
 
 
 def init_state(cfg: TrainConfig, spec: state_lib.StateSpec, say=print) -> dict:

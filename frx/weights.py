@@ -58,6 +58,23 @@ def read_run_params(workdir: str) -> tuple[TrainConfig, int, dict[str, np.ndarra
     return cfg, step, params
 
 
+IMAGE_TOWER = "image/"
+"""Where a two-tower model keeps its image tower: a ViT classifier's parameters under this prefix."""
+
+
+def as_vit(cfg: TrainConfig, params: dict[str, np.ndarray]) -> tuple[TrainConfig, dict[str, np.ndarray]]:
+    """A ViT run as it is; a two-tower run as its image tower, a ViT whose head is the projection to
+    the shared embedding (`TwoTowerConfig.image_tower`). Used where only a ViT fits (timm, big_vision)."""
+    if cfg.model.kind == "vit":
+        return cfg, params
+    if cfg.model.kind != "two_tower":
+        raise ConfigError(f"model.kind {cfg.model.kind!r} has no ViT to take; export it --to safetensors")
+    import dataclasses
+
+    tower = {path.removeprefix(IMAGE_TOWER): value for path, value in params.items() if path.startswith(IMAGE_TOWER)}
+    return dataclasses.replace(cfg, model=cfg.model.image_tower()), tower
+
+
 def write_safetensors(path: str, params: dict[str, np.ndarray], cfg: TrainConfig, step: int) -> None:
     """frx's parameters by path, with the config and step as metadata."""
     from safetensors.numpy import save_file

@@ -120,3 +120,49 @@ def test_bad_init_sources_are_refused_in_one_line(run, tmp_path):
     save_file({"head.weight": np.zeros((4, 32), np.float32)}, str(export_path), metadata={"format": "pt"})
     with pytest.raises(ConfigError, match="is not a frx safetensors file"):
         init_from.load_params(tiny_config(init=InitConfig(from_=str(export_path))), wanted)
+
+
+@pytest.fixture(scope="module")
+def two_tower_run(tmp_path_factory):
+    from tests.support.configs import tiny_contrastive_config
+
+    folder = tmp_path_factory.mktemp("two_tower") / "run"
+    cfg = tiny_contrastive_config(folder, loss="siglip", total_steps=3)
+    train_lib.train(dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, every_steps=0, splits=())))
+    return folder
+
+
+def test_a_classifier_starts_from_a_two_tower_runs_image_tower(two_tower_run, tmp_path):
+    """The vision tower of a SigLIP run is a classifier's trunk: it loads under the classifier's paths
+    (its head, the image projection, kept fresh for the new classes), and exports to big_vision as a ViT."""
+    source_cfg, _, source = weights.read_run_params(str(two_tower_run))
+    classifier = tiny_config(model=dataclasses.replace(source_cfg.model.image, num_classes=4),
+                             init=InitConfig(from_=str(two_tower_run), reset=("head/.*",)))
+    notes = []
+    loaded = init_from.load_params(classifier, convert.param_shapes(classifier.model), notes)
+    tower = {path.removeprefix("image/"): value for path, value in source.items() if path.startswith("image/")}
+    assert set(loaded) == set(tower) - {"head/kernel", "head/bias"} and len(loaded) > 10
+    assert_same_bits(loaded, {path: tower[path] for path in loaded}, "image tower")
+    assert notes[-1] == "its image tower"
+    # The same tower, head included (the projection to embed_dim), exported for big_vision / timm.
+    export.export_run(str(two_tower_run), "big_vision", str(tmp_path / "tower.npz"))
+    with np.load(tmp_path / "tower.npz") as npz:
+        assert npz["params/head/kernel"].shape == (16, 8) and not any("text" in name for name in npz.files)
+
+
+def test_a_two_tower_model_takes_a_vit_run_as_its_image_tower_only_with_the_rest_kept_fresh(two_tower_run, tmp_path):
+    source_cfg, _, source = weights.read_run_params(str(two_tower_run))
+    vit_run = tmp_path / "vit"
+    image = dataclasses.replace(source_cfg.model.image, num_classes=4)
+    train_lib.train(tiny_config(vit_run, model=image, total_steps=3, eval=dataclasses.replace(
+        tiny_config().eval, every_steps=0, splits=())))
+    wanted = convert.param_shapes(source_cfg.model)
+    refused = dataclasses.replace(source_cfg, init=InitConfig(from_=str(vit_run)))
+    with pytest.raises(ConfigError, match=r"fills only the image tower; keep the rest fresh with --init.reset 'text/\.\*'"):
+        init_from.load_params(refused, wanted)
+    cfg = dataclasses.replace(source_cfg, init=InitConfig(from_=str(vit_run), reset=("text/.*", "logit_.*", "image/head/.*")))
+    loaded = init_from.load_params(cfg, wanted)
+    vit_params = {path: value for path, value in weights.read_run_params(str(vit_run))[2].items()
+                  if not path.startswith("head/")}  # 4 classes: the projection to embed_dim 8 stays fresh
+    assert set(loaded) == {"image/" + path for path in vit_params}
+    assert_same_bits(loaded, {"image/" + path: value for path, value in vit_params.items()}, "image tower")
