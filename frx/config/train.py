@@ -105,7 +105,7 @@ class TrainConfig:
             raise ConfigError("workdir is empty; pass a folder name or leave --workdir out for runs/NAME")
 
     def _validate_across_sections(self) -> None:
-        wanted = {"classification": "vit", "contrastive": "two_tower"}[self.task]
+        wanted = {"classification": "vit", "contrastive": "two_tower", "extreme": "vit"}[self.task]
         if self.model.kind != wanted:
             raise ConfigError(f"task {self.task} trains a {wanted} model, not {self.model.kind}; start from a "
                               f"{self.task} preset (`frx presets`)")
