@@ -19,7 +19,7 @@ import tarfile
 import numpy as np
 
 from frx.config import ConfigError
-from frx.data.tar_shards import IMAGE_SUFFIXES, expand_shards
+from frx.data.tar_shards import IMAGE_SUFFIXES, ShardReader, expand_shards, members_until_cut
 
 DEFAULT_JSON_FIELD = "caption"
 
@@ -43,8 +43,9 @@ def index_caption_shard(path: str, json_field: str) -> tuple[list, int]:
     """([(key, image offset, image size, caption offset, caption size, caption from json or None)], number
     of incomplete samples) of one shard, in tar order."""
     samples: dict[str, dict] = {}
+    file_size = os.path.getsize(path)
     with tarfile.open(path, "r:") as tar:
-        for member in tar:
+        for member in members_until_cut(tar):  # a truncated shard: a cut image is skipped when read (corrupt)
             if not member.isfile():
                 continue
             key, suffix = _key_and_suffix(member.name)
@@ -53,7 +54,7 @@ def index_caption_shard(path: str, json_field: str) -> tuple[list, int]:
                 sample["image"] = (member.offset_data, member.size)
             elif suffix == "txt" and "txt" not in sample:
                 sample["txt"] = (member.offset_data, member.size)
-            elif suffix == "json" and "json" not in sample:
+            elif suffix == "json" and "json" not in sample and member.offset_data + member.size <= file_size:
                 sample["json"] = tar.extractfile(member).read()
     rows, incomplete = [], 0
     for key, sample in samples.items():
@@ -90,34 +91,18 @@ class CaptionedTarSource:
         self._columns = np.asarray(columns, np.int64)
         self._json_captions = json_captions
         self.name = name or pattern
-        self._fds: dict[int, int] = {}
-
-    def __getstate__(self):  # file descriptors stay in their process
-        return {**self.__dict__, "_fds": {}}
+        self._reader = ShardReader(self.shards)
 
     def __len__(self) -> int:
         return len(self.keys)
-
-    def _read(self, shard: int, offset: int, size: int) -> bytes:
-        fd = self._fds.get(shard)
-        if fd is None:
-            fd = self._fds[shard] = os.open(self.shards[shard], os.O_RDONLY)
-        return os.pread(fd, size, offset)
 
     def __getitem__(self, index: int) -> dict:
         shard = int(self._shard[index])
         image_offset, image_size, text_offset, text_size = (int(v) for v in self._columns[index])
         text = self._json_captions.get(index)
         if text is None:
-            text = self._read(shard, text_offset, text_size).decode("utf-8", errors="replace").strip()
-        return {"image": self._read(shard, image_offset, image_size), "text": text}
-
-    def __del__(self):
-        for fd in getattr(self, "_fds", {}).values():
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            text = self._reader.read(shard, text_offset, text_size).decode("utf-8", errors="replace").strip()
+        return {"image": self._reader.read(shard, image_offset, image_size), "text": text}
 
     def __repr__(self) -> str:
         return f"CaptionedTarSource({self.name}, shards={len(self.shards)}, n={len(self)})"

@@ -22,6 +22,7 @@ import tarfile
 import numpy as np
 
 from frx.config import ConfigError
+from frx.data.decode import BadImage
 
 IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp")
 LABEL_SUFFIXES = ("cls", "json", "txt")
@@ -63,26 +64,45 @@ def _split_name(name: str) -> tuple[str, str]:
 
 
 def _parse_label(suffix: str, data: bytes, where: str) -> int:
-    text = data.decode("utf-8").strip()
+    """The class of a label member, strictly: a decimal integer (`.cls`/`.txt`), or a JSON integer,
+    alone or as {"label": int} / {"cls": int} (`.json`). 2.9, "2", 1e400 or true are refused, never
+    rounded: a label that is not what it seems would train silently on the wrong class."""
     try:
-        if suffix == "json":
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"label member {where} is not UTF-8 text ({data[:20]!r}); labels are integers") from None
+    if suffix == "json":
+        try:
             value = json.loads(text)
-            value = value.get("label", value.get("cls")) if isinstance(value, dict) else value
-            return int(value)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            value = value.get("label", value.get("cls"))
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif re.fullmatch(r"[+-]?[0-9]+", text):
         return int(text)
-    except (ValueError, TypeError):
-        raise ConfigError(f"label member {where} does not hold an integer class ({text[:40]!r})") from None
+    raise ConfigError(f"label member {where} does not hold an integer class ({text[:40]!r}); fix or remove it")
 
 
 def scan_shard(path: str, text_members: tuple[str, ...] = (), label: bool = True) -> list[tuple[str, dict]]:
     """The samples of one shard in tar order: (key, {"image": (offset, size), "label": int,
     NAME: text for each member NAME in `text_members`}). Text members are matched on the whole
     name after the key (`taxonomic_name.txt` of `train/x1.taxonomic_name.txt`) and read as UTF-8;
-    with `label`, a `.cls`/`.json`/`.txt` member that is not one of them is parsed as the class."""
+    with `label`, a `.cls`/`.json`/`.txt` member that is not one of them is parsed as the class.
+
+    A truncated shard (a copy cut short) keeps what it holds: an image whose bytes run past the end
+    of the file stays in the index and is skipped when read (`data/skipped/corrupt`, once per epoch
+    like any broken image); a sample whose label or text member is cut loses that member."""
     samples: dict[str, dict] = {}
     order: list[str] = []
-    with tarfile.open(path, "r:") as tar:
-        for member in tar:
+    file_size = os.path.getsize(path)
+    try:
+        tar = tarfile.open(path, "r:")
+    except tarfile.ReadError as e:
+        raise ConfigError(f"{path} is not a tar shard ({e}); check the shard pattern") from None
+    with tar:
+        for member in members_until_cut(tar):
             if not member.isfile():
                 continue
             key, suffix = _split_name(member.name)
@@ -90,16 +110,31 @@ def scan_shard(path: str, text_members: tuple[str, ...] = (), label: bool = True
                 samples[key] = {}
                 order.append(key)
             sample = samples[key]
+            kind = suffix.rsplit(".", 1)[-1]  # "seg.png" is a png field, as webdataset decodes it
+            if kind in IMAGE_SUFFIXES and suffix not in text_members:
+                sample.setdefault("image", (member.offset_data, member.size))
+                continue
+            if member.offset_data + member.size > file_size:
+                continue  # a cut text member: the sample is incomplete, not mislabelled
             if suffix in text_members:
                 sample[suffix] = tar.extractfile(member).read().decode("utf-8")
-                continue
-            kind = suffix.rsplit(".", 1)[-1]  # "seg.png" is a png field, as webdataset decodes it
-            if kind in IMAGE_SUFFIXES and "image" not in sample:
-                sample["image"] = (member.offset_data, member.size)
             elif label and kind in LABEL_SUFFIXES and "label" not in sample:
                 data = tar.extractfile(member).read()
                 sample["label"] = _parse_label(kind, data, f"{member.name} in {path}")
     return [(key, samples[key]) for key in order]
+
+
+def members_until_cut(tar: tarfile.TarFile):
+    """The members of an open tar file; a file cut short ends them where it ends (tarfile raises on
+    the header it cannot reach)."""
+    while True:
+        try:
+            member = tar.next()
+        except tarfile.ReadError:
+            return
+        if member is None:
+            return
+        yield member
 
 
 def index_shard(path: str) -> tuple[list[str], list[int], list[int], list[int]]:
@@ -126,10 +161,15 @@ class ShardReader:
         return {**self.__dict__, "_fds": {}}
 
     def read(self, shard: int, offset: int, size: int) -> bytes:
+        """The member's bytes; BadImage("corrupt") when the shard ends before them (a truncated copy)."""
         fd = self._fds.get(shard)
         if fd is None:
             fd = self._fds[shard] = os.open(self.shards[shard], os.O_RDONLY)
-        return os.pread(fd, size, offset)
+        data = os.pread(fd, size, offset)
+        if len(data) < size:
+            raise BadImage("corrupt", f"{self.shards[shard]} ends {size - len(data):,} bytes into this member "
+                                      "(a truncated shard)")
+        return data
 
     def __del__(self):
         for fd in getattr(self, "_fds", {}).values():
