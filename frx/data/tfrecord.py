@@ -23,7 +23,7 @@ import struct
 import numpy as np
 
 from frx.config import ConfigError
-from frx.data.tar_shards import expand_shards
+from frx.data.tar_shards import ShardReader, expand_shards
 from frx.data.tf_example import parse_example
 
 IMAGE_FEATURES = ("jpg", "jpeg", "png", "webp", "image")
@@ -119,33 +119,20 @@ class CaptionedTFRecordSource:
         if not len(self._file):
             raise ConfigError(f"no records in the TFRecord files {pattern!r}")
         self.name = name or pattern
-        self._fds: dict[int, int] = {}
-
-    def __getstate__(self):
-        return {**self.__dict__, "_fds": {}}
+        self._reader = ShardReader(self.files)
 
     def __len__(self) -> int:
         return len(self._file)
 
     def __getitem__(self, index: int) -> dict:
-        file_id = int(self._file[index])
-        fd = self._fds.get(file_id)
-        if fd is None:
-            fd = self._fds[file_id] = os.open(self.files[file_id], os.O_RDONLY)
         try:
-            features = parse_example(os.pread(fd, int(self._size[index]), int(self._offset[index])))
-        except ValueError:  # a damaged payload: an empty image, skipped and counted by the stream
+            payload = self._reader.read(int(self._file[index]), int(self._offset[index]), int(self._size[index]))
+            features = parse_example(payload)
+        except ValueError:  # a damaged or cut payload: an empty image, skipped and counted by the stream
             return {"image": b"", "text": ""}
         image = _first(features, IMAGE_FEATURES) or b""
         text = _first(features, self.caption_features) or b""
         return {"image": image, "text": text.decode("utf-8", errors="replace").strip()}
-
-    def __del__(self):
-        for fd in getattr(self, "_fds", {}).values():
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
     def __repr__(self) -> str:
         return f"CaptionedTFRecordSource({self.name}, files={len(self.files)}, n={len(self)})"
