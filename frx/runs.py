@@ -287,10 +287,14 @@ def _has(where: Where, row: RunRow) -> bool:
 # The table
 
 
+# The headline metric of each task: classification's accuracy, the contrastive task's zero-shot top-1
+# and retrieval R@1 (each split's), the extreme task's class top-1 (eval/val/acc) like classification's.
+HEADLINE_METRICS = ("/acc", "/zeroshot_top1", "/i2t_r1", "/t2i_r1")
+
+
 def _metric_columns(rows: list[RunRow]) -> list[str]:
     keys = dict.fromkeys(k for row in rows for k in row.metrics)
-    acc = [k for k in keys if k.endswith("/acc")]
-    return ["train_loss", *acc]
+    return ["train_loss", *(k for k in keys if k.endswith(HEADLINE_METRICS))]
 
 
 def _cell(value) -> str:

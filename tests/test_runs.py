@@ -51,6 +51,18 @@ def test_the_table_has_one_line_per_run(folder, capsys):
     assert len(lines) == 7
 
 
+def test_a_contrastive_run_shows_its_zero_shot_and_retrieval_columns(tmp_path, capsys):
+    folder = make_run(tmp_path, "clip", preset="clip_demo")
+    with open(folder / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 3, "eval/heldout/zeroshot_top1": 0.45, "eval/heldout/zeroshot_top5": 1.0,
+                            "eval/val/i2t_r1": 0.29, "eval/val/i2t_r5": 0.65, "eval/val/t2i_r1": 0.24}) + "\n")
+    assert cmd_runs([str(tmp_path)]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split()[4:9] == ["train_loss", "eval/val/acc", "eval/heldout/zeroshot_top1", "eval/val/i2t_r1",
+                                   "eval/val/t2i_r1"]
+    assert row.split()[5:9] == ["0.5000", "0.4500", "0.2900", "0.2400"]
+
+
 @pytest.mark.parametrize("where,names", [
     (["optim.lr<1e-3"], ["killed", "live", "old-done"]),
     (["optim.lr>=1e-3", "status=finished"], ["done"]),
