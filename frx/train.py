@@ -21,7 +21,7 @@ import time
 
 import jax
 
-from frx import ckpt, faults, init_from, models, preemption, preflight, runs, schedules, sharding, tasks, tracking
+from frx import ckpt, faults, flops, hardware, init_from, models, preemption, preflight, runs, schedules, sharding, tasks, tracking
 from frx import mup as mup_lib
 from frx import wandb_mirror
 from frx import state as state_lib
@@ -252,11 +252,15 @@ class _Run:
                 metrics = faults.host_metrics(jax.device_get(metrics))  # reliability: integer counts, zeros dropped
                 now = time.perf_counter()
                 metrics["perf/img_per_sec"] = (step - last_step) * cfg.batch_size / (now - last_time)
+                mfu = _mfu(cfg, step - last_step, now - last_time)
+                if mfu is not None:
+                    metrics["perf/mfu"] = mfu
                 metrics["train/epoch"] = step / self.run.durations.steps_per_epoch
                 last_time, last_step = now, step
                 self.writer.write(step, metrics)
                 if progress is not None:
-                    progress.set_postfix(loss=f"{metrics['train/loss']:.4f}", img_s=f"{metrics['perf/img_per_sec']:.0f}")
+                    progress.set_postfix(loss=f"{metrics['train/loss']:.4f}", img_s=f"{metrics['perf/img_per_sec']:.0f}",
+                                         mfu=f"{mfu:.1%}" if mfu is not None else "n/a")
             if log_due or eval_due or save_due:
                 guard.check(step, state)  # before anything is evaluated or saved from a faulty state
             if progress is not None:
@@ -326,6 +330,17 @@ def _describe(run: RunSetup, workdir: str) -> str:
         f"{d.total_steps} steps of batch {cfg.batch_size} (warmup {d.warmup_steps}) | "
         f"{sharding.describe(cfg.mesh, run.mesh)} | {workdir}"
     )
+
+
+def _mfu(cfg: TrainConfig, steps: int, seconds: float) -> float | None:
+    """Model FLOPs utilisation over `steps` steps: frx.flops' count against frx.hardware's peak (a
+    datasheet for GPUs and TPUs, a measured matmul on CPUs, taken once per process); None for a model
+    without a FLOP count."""
+    step_flops = flops.train_step_flops(cfg)
+    if step_flops is None:
+        return None
+    dtype = getattr(cfg.model, "dtype", None) or cfg.model.image.dtype
+    return step_flops * steps / seconds / hardware.peak_flops(dtype)[0]
 
 
 def _progress_bar(cfg, start, total, is_main):
