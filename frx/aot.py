@@ -93,9 +93,11 @@ def _size(n: float) -> str:
 
 def _dtypes(model) -> str:
     """The compute dtype of a model, or of each tower ("bfloat16 / float32")."""
+    from frx import hardware
+
     if hasattr(model, "dtype"):
-        return model.dtype
-    return " / ".join(dict.fromkeys(tower.dtype for tower in (model.image, model.text)))
+        return hardware.resolve_dtype(model.dtype)
+    return " / ".join(dict.fromkeys(hardware.resolve_dtype(tower.dtype) for tower in (model.image, model.text)))
 
 
 def compile_train_step(cfg: TrainConfig, mesh):

@@ -109,8 +109,9 @@ class CompiledStep:
 
 
 def compute_dtype(cfg: TrainConfig) -> str:
+    """The resolved compute dtype of the model (of the image tower for two towers)."""
     model = cfg.model
-    return model.dtype if hasattr(model, "dtype") else model.image.dtype
+    return hardware.resolve_dtype(model.dtype if hasattr(model, "dtype") else model.image.dtype)
 
 
 @dataclasses.dataclass

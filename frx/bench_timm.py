@@ -71,7 +71,9 @@ def make_step(cfg: TrainConfig, compiled: bool):
     size = cfg.model.image_size
     x = torch.randn(cfg.batch_size, 3, size, size, device=device)
     y = torch.randint(0, cfg.model.num_classes, (cfg.batch_size,), device=device)
-    bf16 = cfg.model.dtype == "bfloat16"
+    from frx import hardware
+
+    bf16 = hardware.resolve_dtype(cfg.model.dtype) == "bfloat16"
 
     def run():
         with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):

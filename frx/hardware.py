@@ -12,6 +12,7 @@ dtype, so a CPU's MFU reads "fraction of what this machine's matmuls reach".
 from __future__ import annotations
 
 import functools
+import os
 import re
 import time
 
@@ -36,8 +37,6 @@ DATASHEET_BF16_TFLOPS = (  # (regex on jax's device_kind, dense bf16 TFLOP/s)
 def cpu_info() -> dict:
     """{"model": CPU model name, "flags": the REPORTED_FLAGS it has, "cores": logical CPUs}; empty
     strings where /proc/cpuinfo cannot be read (not Linux)."""
-    import os
-
     model, flags = "", set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -72,6 +71,46 @@ def has_bf16_matrix_units(device) -> bool:
         capability = getattr(device, "compute_capability", None)
         return capability is None or float(capability) >= 8.0
     return cpu_has_bf16_matrix_units()
+
+
+AUTO_DTYPE_ENV = "FRX_AUTO_DTYPE"
+
+
+def resolve_dtype(name: str, device=None) -> str:
+    """The compute dtype a model's `dtype` setting means on `device` (default: the first device):
+    "float32" and "bfloat16" as given; "auto" is bfloat16 where the device has bf16 matrix units,
+    float32 elsewhere, unless the environment's FRX_AUTO_DTYPE pins it (the test suite pins float32 so
+    that its pinned references do not depend on the machine)."""
+    if name != "auto":
+        return name
+    pinned = os.environ.get(AUTO_DTYPE_ENV)
+    if pinned:
+        if pinned not in ("float32", "bfloat16"):
+            from frx.config import ConfigError
+
+            raise ConfigError(f"{AUTO_DTYPE_ENV}={pinned!r}: use float32 or bfloat16, or unset it")
+        return pinned
+    if device is None:
+        import jax
+
+        device = jax.devices()[0]
+    return "bfloat16" if has_bf16_matrix_units(device) else "float32"
+
+
+def describe_dtype(name: str) -> str:
+    """E.g. "bfloat16 (auto: the CPU has avx512_bf16)" for the run header."""
+    resolved = resolve_dtype(name)
+    if name != "auto":
+        return resolved
+    if os.environ.get(AUTO_DTYPE_ENV):
+        return f"{resolved} (auto, pinned by {AUTO_DTYPE_ENV})"
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        return f"{resolved} (auto: {device.device_kind})"
+    units = [f for f in cpu_info()["flags"] if f in BF16_MATRIX_FLAGS]
+    return f"{resolved} (auto: the CPU has {' '.join(units) if units else 'no bf16 matrix units'})"
 
 
 def datasheet_peak_flops(device_kind: str) -> float | None:

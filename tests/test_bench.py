@@ -46,10 +46,14 @@ def test_bench_refuses_zero_steps():
 
 
 @pytest.mark.slow
-def test_compare_timm_times_eager_and_compiled_timm_interleaved(tmp_path, capsys):
+def test_compare_timm_times_eager_and_compiled_timm_interleaved(tmp_path, capsys, monkeypatch):
+    import functools
+
     from tests.support.timm_support import import_timm_vit
 
-    import_timm_vit()
+    torch, _ = import_timm_vit()
+    # dynamo's eager backend: the torch.compile path without minutes of inductor code generation
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
     out = tmp_path / "bench.json"
     assert cli.cmd_bench(["demo", *TINY_CLI, "--steps", "2", "--warmup", "1", "--compare", "timm",
                           "--json", str(out)]) == 0

@@ -38,3 +38,37 @@ def test_cpu_info_reads_this_machine():
 def test_measured_cpu_peak_is_positive_and_below_a_generous_bound():
     flops_per_s = hardware.measured_matmul_flops("float32", size=256, repeats=2)
     assert 1e8 < flops_per_s < 1e14
+
+
+def test_auto_dtype_follows_the_device_unless_pinned(monkeypatch):
+    from frx.config import ConfigError
+
+    monkeypatch.delenv(hardware.AUTO_DTYPE_ENV, raising=False)
+    gpu = types.SimpleNamespace(platform="gpu", compute_capability="9.0")
+    old_gpu = types.SimpleNamespace(platform="gpu", compute_capability="7.0")
+    assert hardware.resolve_dtype("auto", gpu) == "bfloat16"
+    assert hardware.resolve_dtype("auto", old_gpu) == "float32"
+    assert hardware.resolve_dtype("float32", gpu) == "float32"
+    assert hardware.resolve_dtype("bfloat16", old_gpu) == "bfloat16"
+    monkeypatch.setattr(hardware, "cpu_info", lambda: {"model": "x", "flags": ["avx512f"], "cores": 2})
+    assert hardware.resolve_dtype("auto", types.SimpleNamespace(platform="cpu")) == "float32"
+    assert hardware.describe_dtype("auto") == "float32 (auto: the CPU has no bf16 matrix units)"
+    monkeypatch.setenv(hardware.AUTO_DTYPE_ENV, "bfloat16")
+    assert hardware.resolve_dtype("auto", old_gpu) == "bfloat16"
+    monkeypatch.setenv(hardware.AUTO_DTYPE_ENV, "fp8")
+    with pytest.raises(ConfigError, match="use float32 or bfloat16"):
+        hardware.resolve_dtype("auto")
+
+
+def test_auto_dtype_builds_the_model_in_the_resolved_dtype(monkeypatch):
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from frx.config import ViTConfig
+    from frx.models import vit
+
+    cfg = ViTConfig(variant="mu/4", width=32, depth=1, num_heads=2, image_size=8, num_classes=3)
+    for pinned in ("bfloat16", "float32"):
+        monkeypatch.setenv(hardware.AUTO_DTYPE_ENV, pinned)
+        model = vit.build(cfg, nnx.Rngs(0))
+        assert model.blocks[0].mlp.fc1.dtype == jnp.dtype(pinned)
