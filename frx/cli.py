@@ -121,6 +121,9 @@ def cmd_train(argv: list[str]) -> int:
     from frx.distributed import setup_distributed
 
     setup_distributed(cfg.dist)  # before anything touches a device
+    from frx.compile_cache import setup_compilation_cache
+
+    setup_compilation_cache()
     from frx.train import get_workdir, train
 
     if os.path.isdir(get_workdir(cfg)) and os.access(get_workdir(cfg), os.W_OK):
@@ -183,6 +186,9 @@ def cmd_bench(argv: list[str]) -> int:
 
     setup_distributed(cfg.dist)
     from frx import bench
+    from frx.compile_cache import setup_compilation_cache
+
+    setup_compilation_cache()
 
     values = bench.run(cfg, steps=args.steps, warmup=args.warmup, input_pipeline=args.input, compare=args.compare)
     if args.json:
@@ -198,7 +204,10 @@ def cmd_eval(argv: list[str]) -> int:
     parser.add_argument("workdir")
     parser.add_argument("--splits", nargs="*", help="evaluation splits (default: the run's eval.splits)")
     args = parser.parse_args(argv)
+    from frx.compile_cache import setup_compilation_cache
     from frx.train import evaluate_run
+
+    setup_compilation_cache()
 
     for key, value in evaluate_run(args.workdir, splits=args.splits).items():
         print(f"{key}: {value:.4f}")
