@@ -237,7 +237,9 @@ def run(cfg: TrainConfig, *, steps: int = 10, warmup: int = 2, input_pipeline: b
             values[f"frx_over_{name}"] = frx_img_s / img_s
             lines.append(f"  {name:<18}{img_s:>10,.1f} img/s   frx / {name} = {frx_img_s / img_s:.2f}x   "
                          f"({contenders_info.get(name, '')})")
-        print("compared, interleaved step by step in this process:\n" + "\n".join(lines), flush=True)
+        print("compared, interleaved step by step in this process (timm: the same model and optimizer on a fixed "
+              "batch, no augmentation; give frx a pp_train without device ops and --data.mixup_p 0 to match):\n"
+              + "\n".join(lines), flush=True)
     if input_pipeline:
         input_report = bench_input(step, steps=steps, device_img_s=report.values["img_per_s"])
         print(input_report.format("input (the preset's real host pipeline):"), flush=True)
