@@ -32,6 +32,9 @@ def setup_fake_devices(count: int) -> None:
         raise ConfigError(f"--devices must be positive, got {count}")
     os.environ["JAX_PLATFORMS"] = "cpu"
     os.environ["JAX_NUM_CPU_DEVICES"] = str(count)
+    # The fake devices stand for accelerators, which all have bf16 matrix units: `--model.dtype auto`
+    # plans for bfloat16 whatever this host's CPU has (frx.hardware.resolve_dtype).
+    os.environ.setdefault("FRX_AUTO_DTYPE", "bfloat16")
     import jax
 
     try:
