@@ -1,6 +1,7 @@
 """Compiled paths of the host ops: JPEG decoding with libjpeg-turbo (simplejpeg) and TF-semantics
-bilinear resizing with OpenCV, each used when its library imports and falling back to the NumPy/PIL
-reference otherwise (frx.data.host_ops.resize_bilinear, frx.data.decode).
+bilinear resizing with OpenCV, each used when its library imports; otherwise the callers use the
+NumPy/PIL reference (frx.data.host_ops.resize_bilinear, frx.data.decode). This module imports
+neither caller.
 
 Numerics:
 - Decoding: simplejpeg runs libjpeg-turbo with the same settings as Pillow and as TF's decode_jpeg
@@ -46,14 +47,14 @@ def backends() -> dict[str, str]:
             "resize": f"OpenCV {cv2.__version__}" if cv2 else "NumPy"}
 
 
-def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 HxWxC -> float32 (h, w, C): TF2 bilinear (half-pixel centres, no antialiasing), through
-    OpenCV when it is installed, else frx.data.host_ops' NumPy reference."""
-    h, w = size
-    if cv2 is None or image.shape[2] > 4:
-        from frx.data.host_ops import resize_bilinear as reference
+def has_resize() -> bool:
+    return cv2 is not None
 
-        return reference(image, size)
+
+def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 HxWxC (C <= 4) -> float32 (h, w, C): TF2 bilinear (half-pixel centres, no antialiasing)
+    through OpenCV; needs has_resize() (frx.data.host_ops falls back to its NumPy reference)."""
+    h, w = size
     out = cv2.resize(image.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     return out.reshape(h, w, image.shape[2])  # OpenCV drops a channel axis of size 1
 

@@ -96,3 +96,12 @@ def test_dct_decoding_is_opt_in_close_to_the_exact_op_and_exact_when_it_cannot_s
     for e, s in zip(_record_stream("decode_jpeg_and_inception_crop(224)", small, range(3)),
                     _record_stream("decode_jpeg_and_inception_crop(224, dct=True)", small, range(3))):
         np.testing.assert_array_equal(e, s)
+
+
+def test_without_opencv_and_simplejpeg_the_ops_use_the_references(photo, monkeypatch):
+    monkeypatch.setattr(fast_image, "cv2", None)
+    monkeypatch.setattr(fast_image, "simplejpeg", None)
+    crop = photo[:100, :120]
+    np.testing.assert_array_equal(host_ops._bilinear(crop, 32), host_ops.resize_bilinear(crop, 32))
+    assert fast_image.decode_jpeg(_jpeg(crop), decode.DEFAULT_MAX_PIXELS) is None
+    assert fast_image.backends() == {"decode": "Pillow", "resize": "NumPy"}
