@@ -13,8 +13,8 @@ import math
 import numpy as np
 
 from frx.config import ConfigError
-from frx.data.crops import inception_crop_box, random_resized_crop_box
 from frx.data import fast_image
+from frx.data.crops import inception_crop_box, random_resized_crop_box
 from frx.data.decode import DEFAULT_MAX_PIXELS, decode_image
 from frx.data.op_registry import host_op
 
