@@ -1,8 +1,11 @@
 """Host-side images/s per core: decode + crop + flip on realistic ~500x375 JPEGs.
 
-frx's host pipeline (PIL decode, TF-exact inception crop with TF bilinear resize in NumPy, flip) side
-by side with torchvision's RandomResizedCrop pipeline (PIL decode, RandomResizedCrop(224) ->
-PIL antialiased resize, RandomHorizontalFlip). The images are crops of the real photo matplotlib
+frx's host pipeline (libjpeg-turbo decode through simplejpeg, TF-exact inception crop with the TF
+bilinear resize through OpenCV, flip; frx.data.fast_image), the same ops with those compiled paths
+off (Pillow decode, NumPy resize: the reference), and torchvision's RandomResizedCrop pipeline (PIL
+decode, RandomResizedCrop(224) -> PIL antialiased resize, RandomHorizontalFlip), all taking turns
+pass by pass in one process. `--impl frx` runs torchvision's PIL path as PIL calls (where torchvision
+does not install beside the CPU torch); `--impl torchvision` runs torchvision itself. The images are crops of the real photo matplotlib
 ships, re-encoded as 500x375 / 375x500 JPEGs (quality 90), so both sides read the same bytes.
 Each measurement is pinned to one core with one thread.
 
@@ -49,7 +52,7 @@ def make_images(folder: str, count: int = 200, seed: int = 0) -> None:
 
 
 def _pipelines(impl: str):
-    """name -> fn(jpeg bytes, per-image rng or None) -> uint8 HxWx3 array."""
+    """name -> fn(jpeg bytes, per-image rng) -> uint8 HxWx3 array."""
     import numpy as np
     from PIL import Image
 
@@ -58,17 +61,45 @@ def _pipelines(impl: str):
             return np.asarray(im.convert("RGB"))
 
     if impl == "frx":
+        from frx.data import fast_image
+        from frx.data.crops import random_resized_crop_box
         from frx.data.pp import make_pipeline
 
         def image_fn(pp: str):  # the host ops on a record holding just the encoded image
             host_fn = make_pipeline(pp).host_fn()
             return lambda data, rng: host_fn({"image": data}, rng)["image"]
 
+        def reference(fn):  # the same op with the compiled paths off: Pillow decode, NumPy resize
+            def run(data, rng):
+                saved = fast_image.cv2, fast_image.simplejpeg
+                fast_image.cv2 = fast_image.simplejpeg = None
+                try:
+                    return fn(data, rng)
+                finally:
+                    fast_image.cv2, fast_image.simplejpeg = saved
+            return run
+
+        def pil_rrc(data, rng):
+            # torchvision's PIL path (transforms.RandomResizedCrop(224) + RandomHorizontalFlip on a PIL
+            # image): decode, crop + resize with PIL's antialiased bilinear filter, flip; the box
+            # sampler is torchvision's law (frx.data.crops), a negligible cost either way.
+            with Image.open(io.BytesIO(data)) as im:
+                im = im.convert("RGB")
+                y, x, h, w = random_resized_crop_box(rng, im.height, im.width, (0.08, 1.0), (3 / 4, 4 / 3))
+                out = im.resize((224, 224), Image.BILINEAR, box=(x, y, x + w, y + h))
+                if rng.random() < 0.5:
+                    out = out.transpose(Image.FLIP_LEFT_RIGHT)
+                return np.asarray(out)
+
         inception = image_fn("decode|inception_crop(224)|flip_lr")
-        rrc = image_fn("decode|random_resized_crop(224)|flip_lr")
         return {"decode only (PIL)": decode,
-                "decode + inception_crop(224) + flip_lr": inception,
-                "decode + random_resized_crop(224) + flip_lr": rrc}
+                "decode only (frx: simplejpeg)": image_fn("decode"),
+                "frx decode + inception_crop(224) + flip_lr": inception,
+                "frx decode + inception_crop(224) + flip_lr, reference (Pillow + NumPy)": reference(inception),
+                "frx decode + random_resized_crop(224) + flip_lr": image_fn("decode|random_resized_crop(224)|flip_lr"),
+                "frx decode_jpeg_and_inception_crop(224, dct=True) + flip_lr":
+                    image_fn("decode_jpeg_and_inception_crop(224, dct=True)|flip_lr"),
+                "PIL as torchvision: decode + RandomResizedCrop(224) + flip": pil_rrc}
     import torch
     from torchvision import transforms
 
@@ -83,26 +114,30 @@ def _pipelines(impl: str):
             "torchvision decode + RandomResizedCrop(224) + RandomHorizontalFlip": torchvision_rrc}
 
 
-def measure(images: list[bytes], fn, passes: int, core: int, max_others: float = 0.1) -> dict:
-    """Median img/s over passes in which other processes used < max_others of the pinned core
-    (measured from /proc/stat minus this process's own CPU time); all passes if none were clean."""
+def measure_all(images: list[bytes], pipelines: dict, passes: int, core: int, max_others: float = 0.1) -> dict:
+    """Median img/s per pipeline over passes in which other processes used < max_others of the pinned
+    core (from /proc/stat minus this process's own CPU time); all passes if none were clean. The
+    pipelines take turns pass by pass, so they share the machine's load."""
     import numpy as np
 
     os.sched_setaffinity(0, {core})
-    clean, every = [], []
+    clean = {name: [] for name in pipelines}
+    every = {name: [] for name in pipelines}
     for p in range(passes + 1):
-        rngs = [np.random.default_rng([p, i]) for i in range(len(images))]
-        own, busy, start = own_cpu_seconds(), busy_seconds(core), time.perf_counter()
-        for data, rng in zip(images, rngs):
-            out = fn(data, rng)
-        elapsed = time.perf_counter() - start
-        others = max(0.0, busy_seconds(core) - busy - (own_cpu_seconds() - own)) / elapsed
-        assert out.dtype == np.uint8
-        if p:  # the first pass warms caches and imports
-            every.append(len(images) / elapsed)
-            if others < max_others:
-                clean.append(len(images) / elapsed)
-    return {"img_per_s": statistics.median(clean or every), "clean_passes": len(clean), "passes": passes}
+        for name, fn in pipelines.items():
+            rngs = [np.random.default_rng([p, i]) for i in range(len(images))]
+            own, busy, start = own_cpu_seconds(), busy_seconds(core), time.perf_counter()
+            for data, rng in zip(images, rngs):
+                out = fn(data, rng)
+            elapsed = time.perf_counter() - start
+            others = max(0.0, busy_seconds(core) - busy - (own_cpu_seconds() - own)) / elapsed
+            assert out.dtype == np.uint8
+            if p:  # the first pass warms caches and imports
+                every[name].append(len(images) / elapsed)
+                if others < max_others:
+                    clean[name].append(len(images) / elapsed)
+    return {name: {"img_per_s": statistics.median(clean[name] or every[name]), "clean_passes": len(clean[name]),
+                   "passes": passes} for name in pipelines}
 
 
 def main() -> None:
@@ -121,7 +156,7 @@ def main() -> None:
     images = [open(os.path.join(args.images, f), "rb").read() for f in files]
     print(f"{len(images)} JPEGs, mean {sum(map(len, images)) / len(images) / 1024:.0f} KiB; core {args.core}, "
           f"median of {args.passes} passes", file=sys.stderr)
-    results = {name: measure(images, fn, args.passes, args.core) for name, fn in _pipelines(args.impl).items()}
+    results = measure_all(images, _pipelines(args.impl), args.passes, args.core)
     for name, r in results.items():
         print(f"{r['img_per_s']:8.0f} img/s  {name}  ({r['clean_passes']}/{r['passes']} clean passes)")
     print(json.dumps({"impl": args.impl, "core": args.core, "results": results}))

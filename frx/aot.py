@@ -32,6 +32,9 @@ def setup_fake_devices(count: int) -> None:
         raise ConfigError(f"--devices must be positive, got {count}")
     os.environ["JAX_PLATFORMS"] = "cpu"
     os.environ["JAX_NUM_CPU_DEVICES"] = str(count)
+    # The fake devices stand for accelerators, which all have bf16 matrix units: `--model.dtype auto`
+    # plans for bfloat16 whatever this host's CPU has (frx.hardware.resolve_dtype).
+    os.environ.setdefault("FRX_AUTO_DTYPE", "bfloat16")
     import jax
 
     try:
@@ -93,9 +96,11 @@ def _size(n: float) -> str:
 
 def _dtypes(model) -> str:
     """The compute dtype of a model, or of each tower ("bfloat16 / float32")."""
+    from frx import hardware
+
     if hasattr(model, "dtype"):
-        return model.dtype
-    return " / ".join(dict.fromkeys(tower.dtype for tower in (model.image, model.text)))
+        return hardware.resolve_dtype(model.dtype)
+    return " / ".join(dict.fromkeys(hardware.resolve_dtype(tower.dtype) for tower in (model.image, model.text)))
 
 
 def compile_train_step(cfg: TrainConfig, mesh):

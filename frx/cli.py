@@ -2,6 +2,7 @@
 `frx --help` and `frx presets` answer at once.
 
     frx train PRESET [--workdir DIR] [--section.field VALUE ...]
+    frx bench PRESET [--steps N] [--input] [--compare timm] [--section.field VALUE ...]
     frx aot PRESET [--devices N] [--device_memory_gb G] [--section.field VALUE ...]
     frx eval WORKDIR
     frx plot WORKDIR | SWEEP_DIR
@@ -29,6 +30,7 @@ USAGE = """usage: frx COMMAND ...
 
 commands:
   train PRESET [overrides]   train (or resume) a preset; `frx train PRESET --help` lists every override
+  bench PRESET [overrides]   compile the train step once, time it: img/s, MFU, memory (--input, --compare timm)
   aot PRESET [overrides]     compile the train step for a mesh on fake devices; print per-device memory
   eval WORKDIR               evaluate the latest checkpoint of a run folder
   plot WORKDIR|SWEEP_DIR     write the plots of a run folder, or a sweep's loss-vs-lr transfer figure
@@ -119,6 +121,9 @@ def cmd_train(argv: list[str]) -> int:
     from frx.distributed import setup_distributed
 
     setup_distributed(cfg.dist)  # before anything touches a device
+    from frx.compile_cache import setup_compilation_cache
+
+    setup_compilation_cache()
     from frx.train import get_workdir, train
 
     if os.path.isdir(get_workdir(cfg)) and os.access(get_workdir(cfg), os.W_OK):
@@ -156,12 +161,53 @@ def cmd_aot(argv: list[str]) -> int:
     return 0
 
 
+def cmd_bench(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="frx bench", allow_abbrev=False,
+        description="Compile the train step of PRESET once and time synchronised steps: img/s, step and compile "
+                    "time, MFU, peak memory. Other options are `frx train PRESET` overrides (e.g. --batch_size 32).")
+    parser.add_argument("preset")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compiling (default 2)")
+    parser.add_argument("--input", action="store_true", help="also time the preset's real host pipeline, end to end")
+    parser.add_argument("--compare", choices=["timm"], help="time the same ViT in timm (eager, torch.compile), interleaved")
+    parser.add_argument("--json", help="also write the numbers to this JSON file")
+    args, overrides = parser.parse_known_args(argv)
+    if args.steps < 1 or args.warmup < 0:
+        parser.error("--steps must be at least 1 and --warmup at least 0")
+    if not args.input and not any(o == "--data.root" or o.startswith("--data.root=") for o in overrides):
+        overrides = overrides + ["--data.root", "(frx bench reads no images without --input)"]
+    cfg = parse_train_args(args.preset, overrides)
+    if args.compare:
+        from frx import bench_timm
+
+        bench_timm.check(cfg)
+    from frx.distributed import setup_distributed
+
+    setup_distributed(cfg.dist)
+    from frx import bench
+    from frx.compile_cache import setup_compilation_cache
+
+    setup_compilation_cache()
+
+    values = bench.run(cfg, steps=args.steps, warmup=args.warmup, input_pipeline=args.input, compare=args.compare)
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump(values, f, indent=1)
+    return 0
+
+
 def cmd_eval(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="frx eval", description="Evaluate the latest checkpoint of a run folder.")
     parser.add_argument("workdir")
     parser.add_argument("--splits", nargs="*", help="evaluation splits (default: the run's eval.splits)")
     args = parser.parse_args(argv)
+    from frx.compile_cache import setup_compilation_cache
     from frx.train import evaluate_run
+
+    setup_compilation_cache()
 
     for key, value in evaluate_run(args.workdir, splits=args.splits).items():
         print(f"{key}: {value:.4f}")
@@ -357,6 +403,7 @@ def cmd_report(argv: list[str]) -> int:
 COMMANDS = {
     "train": cmd_train,
     "aot": cmd_aot,
+    "bench": cmd_bench,
     "eval": cmd_eval,
     "plot": cmd_plot,
     "coord-check": cmd_coord_check,
@@ -378,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
     from frx.config import ConfigError
 
-    if argv[0] in ("train", "eval", "coord-check"):
+    if argv[0] in ("train", "eval", "coord-check", "bench"):
         from frx import process_env
 
         process_env.maybe_reexec(argv)

@@ -21,9 +21,23 @@ import time
 
 import jax
 
-from frx import ckpt, faults, init_from, models, preemption, preflight, runs, schedules, sharding, tasks, tracking
+from frx import (
+    ckpt,
+    faults,
+    flops,
+    hardware,
+    init_from,
+    models,
+    preemption,
+    preflight,
+    runs,
+    schedules,
+    sharding,
+    tasks,
+    tracking,
+    wandb_mirror,
+)
 from frx import mup as mup_lib
-from frx import wandb_mirror
 from frx import state as state_lib
 from frx.config import ConfigError, TrainConfig, from_dict, model_fingerprint, to_dict, validate
 from frx.config import changes as config_changes
@@ -32,7 +46,6 @@ from frx.data.sources import EVAL_SPLITS, make_sources
 from frx.run_lock import RunLock
 from frx.step import jit_train_step
 from frx.tasks.base import EvalContext
-
 
 CHANGES_FILE = "config_changes.jsonl"
 
@@ -220,6 +233,8 @@ class _Run:
             "platform": jax.devices()[0].platform, "total_steps": self.total,
             "warmup_steps": run.durations.warmup_steps, "train_size": len(run.sources["train"]),
             "num_params": int(sum(x.size for x in jax.tree.leaves(params))),
+            "compute_dtype": hardware.resolve_dtype(_dtype_setting(self.cfg)), "dtype_setting": _dtype_setting(self.cfg),
+            "cpu": hardware.cpu_info(),  # model and the flags that decide auto (avx512_bf16, amx_bf16)
         })
 
     def _evaluate(self, step: int, state) -> dict[str, float]:
@@ -252,11 +267,15 @@ class _Run:
                 metrics = faults.host_metrics(jax.device_get(metrics))  # reliability: integer counts, zeros dropped
                 now = time.perf_counter()
                 metrics["perf/img_per_sec"] = (step - last_step) * cfg.batch_size / (now - last_time)
+                mfu = _mfu(cfg, step - last_step, now - last_time)
+                if mfu is not None:
+                    metrics["perf/mfu"] = mfu
                 metrics["train/epoch"] = step / self.run.durations.steps_per_epoch
                 last_time, last_step = now, step
                 self.writer.write(step, metrics)
                 if progress is not None:
-                    progress.set_postfix(loss=f"{metrics['train/loss']:.4f}", img_s=f"{metrics['perf/img_per_sec']:.0f}")
+                    progress.set_postfix(loss=f"{metrics['train/loss']:.4f}", img_s=f"{metrics['perf/img_per_sec']:.0f}",
+                                         mfu=f"{mfu:.1%}" if mfu is not None else "n/a")
             if log_due or eval_due or save_due:
                 guard.check(step, state)  # before anything is evaluated or saved from a faulty state
             if progress is not None:
@@ -324,8 +343,30 @@ def _describe(run: RunSetup, workdir: str) -> str:
     return (
         f"frx train {cfg.name}: {run.task.describe()}, {models.describe(cfg.model)}{mup_note} ({n:,} params) | "
         f"{d.total_steps} steps of batch {cfg.batch_size} (warmup {d.warmup_steps}) | "
-        f"{sharding.describe(cfg.mesh, run.mesh)} | {workdir}"
+        f"compute {hardware.describe_dtype(_dtype_setting(cfg))} | {sharding.describe(cfg.mesh, run.mesh)} | "
+        f"{_machine()} | {workdir}"
     )
+
+
+def _mfu(cfg: TrainConfig, steps: int, seconds: float) -> float | None:
+    """Model FLOPs utilisation over `steps` steps: frx.flops' count against frx.hardware's peak (a
+    datasheet for GPUs and TPUs, a measured matmul on CPUs, taken once per process); None for a model
+    without a FLOP count."""
+    step_flops = flops.train_step_flops(cfg)
+    if step_flops is None:
+        return None
+    dtype = hardware.resolve_dtype(_dtype_setting(cfg))
+    return step_flops * steps / seconds / hardware.peak_flops(dtype)[0]
+
+
+def _dtype_setting(cfg: TrainConfig) -> str:
+    """The model's dtype setting (the image tower's for two towers), "auto" unresolved."""
+    return getattr(cfg.model, "dtype", None) or cfg.model.image.dtype
+
+
+def _machine() -> str:
+    device = jax.devices()[0]
+    return f"CPU {hardware.describe_cpu()}" if device.platform == "cpu" else device.device_kind
 
 
 def _progress_bar(cfg, start, total, is_main):

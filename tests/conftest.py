@@ -5,6 +5,9 @@ import os
 # Must happen before JAX initialises its backend.
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "8")
 os.environ.setdefault("FRX_LAUNCHED", "1")  # CLI calls made in-process must not re-exec
+# dtype "auto" follows the machine (bf16 matrix units or not); pinned references must not
+os.environ.setdefault("FRX_AUTO_DTYPE", "float32")
+os.environ.setdefault("FRX_COMPILATION_CACHE", "off")  # hermetic: no user cache read or written (tested apart)
 
 import jax  # noqa: E402
 

@@ -60,3 +60,12 @@ def test_aot_command_prints_memory_and_fails_when_the_step_does_not_fit(capsys):
 def test_aot_refuses_a_device_count_jax_cannot_switch_to():
     with pytest.raises(ConfigError, match="JAX already started with 8 cpu devices"):
         cli.cmd_aot(["demo", *TINY, "--total_steps", "10", "--devices", "4"])
+
+
+def test_fake_devices_plan_auto_dtype_as_bfloat16(monkeypatch):
+    """The fake CPU devices stand for accelerators: `--model.dtype auto` must not follow this host's CPU."""
+    from frx import hardware
+
+    monkeypatch.delenv("FRX_AUTO_DTYPE")
+    aot.setup_fake_devices(jax.device_count())
+    assert hardware.resolve_dtype("auto") == "bfloat16"

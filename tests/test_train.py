@@ -26,6 +26,9 @@ def test_tiny_run_writes_config_metrics_checkpoints_and_plots(tmp_path):
     assert saved["model"]["width"] == 32 and saved["optim"]["lr"] == 1e-3
     info = json.loads((run / "run_info.json").read_text())
     assert info["total_steps"] == 6 and "git_hash" in info
+    assert (info["dtype_setting"], info["compute_dtype"]) == ("auto", "float32")  # pinned by tests/conftest.py
+    assert set(info["cpu"]) == {"model", "flags", "cores"}
+    assert all(0 < r["perf/mfu"] < 1 for r in tracking.read_metrics(str(run)) if "perf/mfu" in r)
     records = tracking.read_metrics(str(run))
     assert [r["step"] for r in records if "train/loss" in r] == [1, 2, 3, 4, 5, 6]
     assert [r["step"] for r in records if "eval/val/acc" in r] == [0, 3, 6]

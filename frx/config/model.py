@@ -72,8 +72,10 @@ class ViTConfig:
     """Initialise the classifier head kernel to zeros (big_vision default)."""
     head_bias_init: float = 0.0
     """Initial value of the classifier head bias."""
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    """Compute dtype of the matrix multiplies; parameters, LayerNorm statistics and softmax stay float32."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Compute dtype of the matrix multiplies; parameters, LayerNorm statistics and softmax stay float32. auto:
+    bfloat16 where the device has bf16 matrix units (GPU from Ampere, TPU, CPU with AMX or AVX512-BF16), else
+    float32 (frx.hardware.resolve_dtype; FRX_AUTO_DTYPE=float32|bfloat16 pins it)."""
     attention: Literal["xla", "cudnn"] = "xla"
     """Attention kernel: portable XLA (batch and heads folded) or cuDNN flash attention (GPU, bfloat16)."""
     remat: bool = False
@@ -128,7 +130,7 @@ class ViTConfig:
             raise ConfigError(f"{prefix}.num_classes must be at least 1, got {self.num_classes}")
         if self.rep_size < -1:
             raise ConfigError(f"{prefix}.rep_size must be -1 (width), 0 (off) or a size, got {self.rep_size}")
-        if self.attention == "cudnn" and self.dtype != "bfloat16":
+        if self.attention == "cudnn" and self.dtype == "float32":  # auto is bfloat16 on GPUs with cuDNN flash
             raise ConfigError(f"{prefix}.attention=cudnn needs --{prefix}.dtype bfloat16")
 
 
@@ -157,8 +159,9 @@ class TextConfig:
     """Caption vector: the first eos token (open_clip's eos pooling), the last position, the first, or attention pooling."""
     eos_id: int = 1
     """Id of the end-of-text token that eos pooling looks for (1 for the byte tokenizer); a caption without one pools its last position."""
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    """Compute dtype of the matrix multiplies (parameters, LayerNorm statistics and softmax stay float32)."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Compute dtype of the matrix multiplies (parameters, LayerNorm statistics and softmax stay float32);
+    auto as the image tower's (bfloat16 where the device has bf16 matrix units)."""
     attention: Literal["xla", "cudnn"] = "xla"
     """Attention kernel: portable XLA or cuDNN flash attention (GPU, bfloat16)."""
     remat: bool = False
@@ -182,7 +185,7 @@ class TextConfig:
         if self.causal and self.pool in ("first", "map"):
             raise ConfigError(f"{prefix}.pool={self.pool} under a causal mask sees only the first token(s); use "
                               f"eos or last, or --{prefix}.causal False")
-        if self.attention == "cudnn" and self.dtype != "bfloat16":
+        if self.attention == "cudnn" and self.dtype == "float32":  # auto is bfloat16 on GPUs with cuDNN flash
             raise ConfigError(f"{prefix}.attention=cudnn needs --{prefix}.dtype bfloat16")
 
 

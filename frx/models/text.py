@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from frx import hardware
 from frx.config import TextConfig
 from frx.models import inits, layers
 from frx.sharding import constrain
@@ -48,7 +49,7 @@ class TextEncoder(nnx.Module):
     """tokens (B, L) int -> caption embedding (B, embed_dim), float32, before L2 normalisation."""
 
     def __init__(self, cfg: TextConfig, embed_dim: int, *, rngs: nnx.Rngs):
-        dtype = jnp.dtype(cfg.dtype)
+        dtype = jnp.dtype(hardware.resolve_dtype(cfg.dtype))
         width = cfg.width
         self.pool, self.eos_id, self.remat = cfg.pool, cfg.eos_id, cfg.remat
         # (vocab, width) drawn with fan_out = width: N(0, 1/width), Flax's nn.Embed default.

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from frx import hardware
 from frx.config import ViTConfig
 from frx.models import inits, layers
 from frx.sharding import constrain
@@ -45,7 +46,7 @@ class ViT(nnx.Module):
 
     def __init__(self, cfg: ViTConfig, *, rngs: nnx.Rngs):
         dims = cfg.dims()
-        dtype = jnp.dtype(cfg.dtype)
+        dtype = jnp.dtype(hardware.resolve_dtype(cfg.dtype))
         width, grid = dims.width, cfg.image_size // dims.patch_size
         self.pool, self.posemb_kind, self.grid, self.remat = cfg.pool, cfg.posemb, grid, cfg.remat
         block = dict(dtype=dtype, impl=cfg.attention, rngs=rngs)

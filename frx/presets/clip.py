@@ -67,9 +67,9 @@ def _demo(name: str, *, loss: str, causal: bool, pool: str, scale_init: float, s
         total_steps=1000,
         model=TwoTowerConfig(
             image=ViTConfig(variant="Ti/4", width=96, depth=4, num_heads=4, image_size=32, num_classes=0,
-                            head_zeroinit=False, dtype="bfloat16"),
+                            head_zeroinit=False),  # dtype auto: bfloat16 only where the device has bf16 matrix units
             text=TextConfig(width=64, depth=2, num_heads=4, vocab_size=259, context_length=DEMO_TOKENS, causal=causal,
-                            pool=pool, dtype="bfloat16"),
+                            pool=pool),
             embed_dim=64, logit_scale_init=scale_init, logit_scale_max=scale_max, logit_bias_init=bias_init),
         data=DataConfig(
             source="synthetic_captions",

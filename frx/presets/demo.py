@@ -25,8 +25,7 @@ def demo() -> TrainConfig:
         name="demo",
         batch_size=128,
         total_steps=800,
-        model=ViTConfig(variant="Ti/4", width=96, depth=4, num_heads=4, image_size=32, num_classes=16,
-                          dtype="bfloat16"),
+        model=ViTConfig(variant="Ti/4", width=96, depth=4, num_heads=4, image_size=32, num_classes=16),  # dtype auto
         data=DataConfig(
             source="synthetic",
             synthetic=SyntheticConfig(train_size=20_000, val_size=2_000, num_shapes=4, num_colours=2, num_textures=2),
