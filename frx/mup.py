@@ -30,6 +30,11 @@ and fan-out scale alike. Weight decay: frx's `wd` is big_vision's decoupled deca
 multiplied by the learning rate, so the per-step decay is already width-invariant and every muP weight-
 decay factor is 1 (a decay coupled to the lr, as in PyTorch's AdamW, would need 1 / lr factor instead).
 
+sigma, the global init multiplier (`mup.init_std_mult`, microsoft/mup's `init_std` relative to the
+base init; ../shared/spec/mup.md "sigma^2 = the init variance, tuned at the base width"), multiplies
+every random initial value in both parametrizations, after the per-role factor above; constants
+(zeros, ones, LayerNorm) are not random and stay. Being tuned at the base width, it transfers like eta.
+
 At width == base width every multiplier is exactly 1 and the attention scale is exactly SP's, and
 nothing is applied where a factor is 1, so muP is bit-identical to SP there.
 
@@ -267,21 +272,30 @@ def _set_multipliers(module, table: dict[str, ParamRole], base_head_dims: dict[s
 
 
 def _rescale_init(module, table: dict[str, ParamRole], mup: MupConfig) -> None:
-    """Turns SP's initial values into muP's (in place); zeroes the queries if asked (any param)."""
+    """Turns SP's initial values into muP's (in place) and multiplies every random initial value by
+    `mup.init_std_mult` (any param); zeroes the queries if asked (any param)."""
     for path, var in _params_with_paths(module).items():
         if mup.zero_init_queries and re.fullmatch(QUERY_KERNEL, path):
             var[...] = jnp.zeros_like(var[...])  # not x * 0, which keeps signed zeros
             continue
         factor = init_factor(table[path]) if path in table else 1.0
+        if _is_random(var):
+            factor *= mup.init_std_mult
         if factor != 1.0:
             var[...] = var[...] * factor
+
+
+def _is_random(variable) -> bool:
+    """Whether the parameter was drawn with a std > 0 (not a constant, not a Flax LayerNorm's ones/zeros)."""
+    law = inits.get_law(variable)
+    return law is not None and law.std() > 0
 
 
 def parametrize(module, base_module, mup: MupConfig) -> dict[str, ParamRole]:
     """Applies `mup` in place to a freshly initialised nnx module of any architecture built from frx
     layers, relative to `base_module` (the same architecture at the base widths; abstract is fine):
     forward multipliers, attention scales and initial values. Returns the roles, for
-    `lr_multipliers`. With `mup.param == "sp"` only `zero_init_queries` applies."""
+    `lr_multipliers`. With `mup.param == "sp"` only `zero_init_queries` and `init_std_mult` apply."""
     return _apply(module, mup, lambda: (roles_of(module, base_module), _attention_head_dims(base_module)))
 
 

@@ -264,6 +264,24 @@ def test_zero_init_queries():
     assert np.asarray(model.blocks[0].attn.k.kernel[...]).any()
 
 
+@pytest.mark.parametrize("param", ["sp", "mup"])
+def test_init_std_mult_scales_every_random_parameter_and_leaves_constants(param):
+    model = _model(128, posemb="learn", rep_size=-1, head_zeroinit=False)
+    plain, scaled = (_flat(nnx.to_pure_dict(nnx.state(mup.make_model(
+        model, MupConfig(param=param, base_width=64 if param == "mup" else None, init_std_mult=mult), 0), nnx.Param)))
+        for mult in (1.0, 0.25))
+    random = [p for p in plain if plain[p].std() > 0]
+    assert {"embedding/kernel", "pos_embedding", "blocks/0/attn/q/kernel", "head/kernel"} <= set(random)
+    for path in plain:
+        if path in random:  # the same draw, multiplied: sigma is a pure multiplier of the std
+            np.testing.assert_allclose(scaled[path], 0.25 * plain[path], rtol=1e-6, err_msg=path)
+        else:  # biases (zeros), LayerNorm scales (ones): not random, unchanged
+            assert np.array_equal(scaled[path], plain[path]), path
+    queries = mup.make_model(model, MupConfig(param=param, base_width=64 if param == "mup" else None,
+                                              init_std_mult=3.0, zero_init_queries=True), 0)
+    assert not np.asarray(queries.blocks[0].attn.q.kernel[...]).any()  # zero-initialised stays zero
+
+
 # --------------------------------------------------------------------------------------------------
 # Configuration
 
@@ -286,6 +304,7 @@ def test_mup_switches_work_on_every_preset():
         (["--mup.param", "mup", "--mup.base_width", "66"], "not divisible by base heads"),
         (["--mup.param", "mup", "--mup.base_width", "28", "--model.mlp_dim", "300"], "set --mup.base_mlp_dim"),
         (["--mup.param", "mup", "--mup.attn_alpha", "-1"], "attn_alpha must be positive"),
+        (["--mup.init_std_mult", "0"], "init_std_mult must be positive"),
     ],
 )
 def test_bad_mup_settings_give_one_line_errors(args, message):

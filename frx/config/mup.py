@@ -34,12 +34,16 @@ class MupConfig:
     """muP: attention logits are attn_alpha * sqrt(base_head_dim) / head_dim * q.k (= SP at base)."""
     zero_init_queries: bool = False
     """Initialise the query kernels to zero (recommended with muP; also allowed with sp)."""
+    init_std_mult: float = 1.0
+    """sigma: multiplies every parameter's initial std (sp and mup; constants such as zeros and ones stay)."""
 
     def validate(self, prefix: str = "mup") -> None:
         for name in ("base_width", "base_mlp_dim", "base_num_heads"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{prefix}.{name} must be positive, got {value}")
+        if not self.init_std_mult > 0:
+            raise ConfigError(f"{prefix}.init_std_mult must be positive, got {self.init_std_mult}")
         for name in ("input_alpha", "output_alpha", "attn_alpha"):
             value = getattr(self, name)
             if not value > 0:
