@@ -79,6 +79,10 @@ class ParamRole:
     """The SP initial std at this shape."""
     base_std: float
     """The SP initial std at the base shape."""
+    readout: str = "A"
+    """How the output role is parametrized: "A" (frx layers: a 1/m multiplier on the readout's input,
+    base init, Adam lr eta) or "B" (any Flax model, `roles_from_shapes`: no multiplier, init and Adam lr
+    divided by m, TP5 Table 3 / flax-mup)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -218,10 +222,13 @@ def lr_factor(r: ParamRole, optimizer: str) -> float:
     MuAdam / MuSGD semantics with form-A readout (../shared/spec/mup.md section 2).
     """
     m_in, m_out = r.fan_in_mult, r.fan_out_mult
+    # Form B's readout W' = W / m of form A's W: Adam's update of W' is eta / m, SGD's gradient of W' is
+    # m times W's, so form A's SGD lr eta * m becomes eta / m (../shared/spec/mup.md section 2).
+    output = {"A": {"adam": 1.0, "sgd": m_in}, "B": {"adam": 1.0 / m_in, "sgd": 1.0 / m_in}}[r.readout]
     if optimizer == "adam":
-        factor = {"input": 1.0, "vector": 1.0, "hidden": 1.0 / m_in, "output": 1.0, "finite": 1.0}[r.role]
+        factor = {"input": 1.0, "vector": 1.0, "hidden": 1.0 / m_in, "output": output["adam"], "finite": 1.0}[r.role]
     elif optimizer == "sgd":
-        factor = {"input": m_out, "vector": m_out, "hidden": m_out / m_in, "output": m_in, "finite": 1.0}[r.role]
+        factor = {"input": m_out, "vector": m_out, "hidden": m_out / m_in, "output": output["sgd"], "finite": 1.0}[r.role]
     else:
         raise ConfigError(f"muP has no learning-rate rule for optimizer {optimizer!r}; use adam or sgd")
     return _exact_one(factor)
@@ -347,3 +354,107 @@ def describe(model: AnyModelConfig, mup: MupConfig, optimizer: str) -> str:
             f"{init_factor(r):>8.4g} {lr_factor(r, optimizer):>8.4g}"
         )
     return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Any Flax NNX model and any Optax chain (the flax-mup way)
+
+
+def roles_from_shapes(module, base_module) -> dict[str, ParamRole]:
+    """path -> ParamRole for any Flax NNX module (nnx.Linear, nnx.Conv, nnx.Embed, nnx.LayerNorm ...),
+    relative to `base_module` (the same architecture at the base widths; abstract is fine), from the
+    parameter shapes alone, as flax-mup does (flax_mup/_mup.py): a dimension is a width iff its size
+    differs from the base's. A parameter with 2 or more axes is a weight laid out (..., in, out), Flax's
+    layout: fan-in is the product of every axis but the last, fan-out the last. Other parameters are
+    vectors. The readout is in form B (`ParamRole.readout`): Flax layers have no input multiplier.
+    Not for kernels with several output axes (nnx.MultiHeadAttention's (in, heads, head_dim)): build
+    those from frx layers and use `roles_of`."""
+    target, base = _params_with_paths(module), _params_with_paths(base_module)
+    if set(target) != set(base):
+        missing = sorted(set(target) ^ set(base))[:3]
+        raise ConfigError(f"the muP base model has other parameters than the model ({missing} ...): it may differ "
+                          "only in widths, not in depth or layers")
+    table = {}
+    for path, var in target.items():
+        shape, base_shape = tuple(var.shape), tuple(base[path].shape)
+        if len(shape) != len(base_shape):
+            raise ConfigError(f"parameter {path} has shape {shape} but {base_shape} in the base model; "
+                              "the base may differ only in the sizes of the axes")
+        if len(shape) >= 2:
+            fan_in = math.prod(shape[:-1])
+            m_in, m_out = fan_in / math.prod(base_shape[:-1]), shape[-1] / base_shape[-1]
+        else:
+            fan_in, m_in, m_out = None, 1.0, math.prod(shape) / math.prod(base_shape)
+        table[path] = ParamRole(path=path, role=_role(fan_in, m_in, m_out), shape=shape, base_shape=base_shape,
+                                fan_in_mult=m_in, fan_out_mult=m_out, sp_std=math.nan, base_std=math.nan,
+                                readout="B")
+    return table
+
+
+def parametrize_by_shapes(module, base_module, init_std_mult: float = 1.0) -> dict[str, ParamRole]:
+    """μP for any Flax NNX module whose SP init has std ∝ 1/sqrt(fan_in) on weights and a width-free
+    std elsewhere (Flax's defaults: lecun-normal kernels, zero biases, unit LayerNorm, N(0, 1) embeddings):
+    in place, the readout weights are divided by sqrt(m_in) (form B: var ∝ 1/fan_in², flax-mup), then
+    every parameter that is not constant is multiplied by `init_std_mult` (σ). Every other init already
+    is μP's. Returns the roles, for `scale_adam_by_mup` / `scale_sgd_by_mup`."""
+    table = roles_from_shapes(module, base_module)
+    for path, var in _params_with_paths(module).items():
+        factor = _exact_one(table[path].fan_in_mult ** -0.5) if table[path].role == "output" else 1.0
+        value = var[...]
+        if init_std_mult != 1.0 and value.size > 1 and bool(jnp.any(value != value.reshape(-1)[0])):
+            factor *= init_std_mult
+        if factor != 1.0:
+            var[...] = value * factor
+    return table
+
+
+def _factor_lookup(table: dict[str, ParamRole], optimizer: str):
+    factors = {path: lr_factor(r, optimizer) for path, r in table.items()}
+
+    def factor(path: str) -> float:
+        # nnx.state(model) trees end each path in the Variable's "value"; nnx.Optimizer's do not.
+        for candidate in (path, path.removesuffix("/value")):
+            if candidate in factors:
+                return factors[candidate]
+        raise ConfigError(f"the muP scaling has no role for parameter {path}; build the roles from the same model "
+                          "the optimizer updates (mup.parametrize or mup.parametrize_by_shapes)")
+
+    return factor
+
+
+def _scale_by_roles(table: dict[str, ParamRole], optimizer: str):
+    import optax
+
+    factor = _factor_lookup(table, optimizer)
+
+    def update(updates, state, params=None):
+        del params
+
+        def scale(path, u):
+            f = factor(path)
+            return u if f == 1.0 else u * jnp.asarray(f, u.dtype)
+
+        return param_paths.map_with_path(scale, updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def scale_adam_by_mup(table: dict[str, ParamRole]):
+    """An Optax transformation that multiplies each parameter's update by its μP Adam learning-rate
+    factor (`lr_factor(role, "adam")`), for `optax.chain(optax.adam(lr), mup.scale_adam_by_mup(roles))`
+    with any Adam-like optimizer (Adam, AdamW, RMSProp, Lion: entrywise-normalised updates).
+
+    Assumption (as in flax-mup): it comes after the learning-rate scaling, last in the chain, or after
+    anything else that is linear per parameter. A decay added inside the chain before it (optax.adamw)
+    is scaled too: hidden weights then decay wd / m per step; frx's own optimizer keeps decay
+    width-invariant instead (module docstring). `table` comes from `parametrize` (frx layers, form A)
+    or `parametrize_by_shapes` (any Flax model, form B); the update trees may be nnx.Optimizer's or
+    `nnx.state(model, nnx.Param)`'s."""
+    return _scale_by_roles(table, "adam")
+
+
+def scale_sgd_by_mup(table: dict[str, ParamRole]):
+    """`scale_adam_by_mup` for SGD-like optimizers (SGD, with or without momentum): the SGD column of
+    the table above (inputs and vectors x m_out, hidden m_out / m_in, readout m_in in form A and 1 / m_in
+    in form B)."""
+    return _scale_by_roles(table, "sgd")
