@@ -202,7 +202,7 @@ def cmd_coord_check(argv: list[str]) -> int:
     )
     parser.add_argument("preset")
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
-    parser.add_argument("--param", choices=("mup", "sp"), default="mup")
+    parser.add_argument("--param", choices=("mup", "sp", "umup"), default="mup")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--lr", type=float, help="learning rate (default: 10x the preset's)")

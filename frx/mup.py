@@ -52,7 +52,7 @@ import re
 import jax.numpy as jnp
 from flax import nnx
 
-from frx import models, param_paths
+from frx import models, param_paths, umup
 from frx.config import AnyModelConfig, ConfigError, MupConfig
 from frx.models import inits, layers
 
@@ -79,6 +79,8 @@ class ParamRole:
     """The SP initial std at this shape."""
     base_std: float
     """The SP initial std at the base shape."""
+    fan_in: int | None = None
+    """The absolute fan-in of a weight (None for vectors); u-μP's factors read it."""
     readout: str = "A"
     """How the output role is parametrized: "A" (frx layers: a 1/m multiplier on the readout's input,
     base init, Adam lr eta) or "B" (any Flax model, `roles_from_shapes`: no multiplier, init and Adam lr
@@ -93,6 +95,8 @@ def base_model_config(model: AnyModelConfig, mup: MupConfig) -> AnyModelConfig:
     """The model that muP is relative to: `model` with the base width, MLP size and heads (the
     model's MLP ratio and heads unless `mup.base_mlp_dim` / `base_num_heads` say otherwise)."""
     dims = model.dims()
+    if mup.param == "umup":  # no base model: roles only, against twice the widths (frx.umup)
+        return model.with_dims(width=2 * dims.width, mlp_dim=2 * dims.mlp_dim, num_heads=dims.num_heads)
     width = mup.base_width if mup.base_width is not None else dims.width
     if mup.base_mlp_dim is not None:
         mlp_dim = mup.base_mlp_dim
@@ -181,6 +185,7 @@ def roles_of(module, base_module) -> dict[str, ParamRole]:
             fan_out_mult=m_out,
             sp_std=_law_std(path, var, law.shape if law else shape),
             base_std=_law_std(path, base[path], base_law.shape if base_law else base_shape),
+            fan_in=fan_in,
         )
     return table
 
@@ -213,6 +218,18 @@ def init_factor(r: ParamRole) -> float:
         return 1.0  # constants (zeros, ones, offsets) are the same at every width
     std = r.base_std / math.sqrt(r.fan_in_mult) if r.role == "hidden" else r.base_std
     return _exact_one(std / r.sp_std)
+
+
+def _init_factor(r: ParamRole, param: str) -> float:
+    """init_factor of μP, or of u-μP (frx.umup: unit variance)."""
+    if param != "umup":
+        return init_factor(r)
+    std = umup.init_std(r)
+    return 1.0 if std is None else _exact_one(std / r.sp_std)
+
+
+def _lr_factor(r: ParamRole, optimizer: str, param: str) -> float:
+    return umup.lr_factor(r, optimizer) if param == "umup" else lr_factor(r, optimizer)
 
 
 def lr_factor(r: ParamRole, optimizer: str) -> float:
@@ -268,13 +285,19 @@ def _set_multipliers(module, table: dict[str, ParamRole], base_head_dims: dict[s
     """Sets muP's forward multipliers (static attributes) on a freshly built module, in place."""
     for p, node in list(nnx.iter_graph(module)):
         path = param_paths.path_str(p)
-        if isinstance(node, layers.Dense):
+        if isinstance(node, layers.Dense) and mup.param == "umup":
+            kernel = table[f"{path}/kernel"]
+            alpha = {"input": mup.input_alpha, "output": mup.output_alpha}.get(kernel.role, 1.0)
+            node.input_multiplier = _exact_one(alpha * umup.forward_multiplier(kernel))
+        elif isinstance(node, layers.Dense):
             kernel = table[f"{path}/kernel"]
             if kernel.role == "output":
                 node.input_multiplier = readout_multiplier(kernel, mup)
             elif kernel.role == "input":
                 node.input_multiplier = mup.input_alpha
-        if isinstance(node, layers.Attention):
+        if isinstance(node, layers.Attention) and mup.param == "umup":
+            node.scale = umup.attention_scale(node.q.out_shape[-1], mup.attn_alpha)
+        elif isinstance(node, layers.Attention):
             node.scale = attention_scale(node.q.out_shape[-1], base_head_dims[path], mup)
 
 
@@ -285,7 +308,7 @@ def _rescale_init(module, table: dict[str, ParamRole], mup: MupConfig) -> None:
         if mup.zero_init_queries and re.fullmatch(QUERY_KERNEL, path):
             var[...] = jnp.zeros_like(var[...])  # not x * 0, which keeps signed zeros
             continue
-        factor = init_factor(table[path]) if path in table else 1.0
+        factor = _init_factor(table[path], mup.param) if path in table else 1.0
         if _is_random(var):
             factor *= mup.init_std_mult
         if factor != 1.0:
@@ -318,40 +341,43 @@ def _apply(module, mup: MupConfig, relative_to_base) -> dict[str, ParamRole]:
     """What `parametrize` and `make_model` share. `relative_to_base()` gives (roles, base head
     sizes); it is called only under muP, since SP needs neither and they cost a trace of the base."""
     table = {}
-    if mup.param == "mup":
+    if mup.param in ("mup", "umup"):
         table, base_head_dims = relative_to_base()
         _set_multipliers(module, table, base_head_dims, mup)
     _rescale_init(module, table, mup)
     return table
 
 
-def lr_multipliers(table: dict[str, ParamRole], optimizer: str, params):
+def lr_multipliers(table: dict[str, ParamRole], optimizer: str, params, param: str = "mup"):
     """(lr factors, wd factors) as trees shaped like `params` (paths as in `table`) for
-    `frx.optim.make(..., extra_lr_mults=, extra_wd_mults=)`."""
-    lr = param_paths.map_with_path(lambda path, _: lr_factor(table[path], optimizer), params)
+    `frx.optim.make(..., extra_lr_mults=, extra_wd_mults=)`; `param` "umup" for u-μP's rules."""
+    lr = param_paths.map_with_path(lambda path, _: _lr_factor(table[path], optimizer, param), params)
     wd = param_paths.map_with_path(lambda path, _: wd_factor(table[path], optimizer), params)
     return lr, wd
 
 
 def optimizer_multipliers(model: AnyModelConfig, mup: MupConfig, optimizer: str, params):
     """`lr_multipliers` for the frx model `model`; (None, None) for SP."""
-    if mup.param != "mup":
+    if mup.param == "sp":
         return None, None
-    return lr_multipliers(roles(model, mup), optimizer, params)
+    return lr_multipliers(roles(model, mup), optimizer, params, mup.param)
 
 
 def describe(model: AnyModelConfig, mup: MupConfig, optimizer: str) -> str:
     """A table of every parameter's role and muP factors (what `frx coord-check` prints first)."""
     base = base_model_config(model, mup).dims()
+    title = (f"muP relative to base width {base.width} (mlp {base.mlp_dim}, heads {base.num_heads}); "
+             f"{optimizer} learning-rate rules; readout form A")
+    if mup.param == "umup":
+        title = f"u-muP (unit-variance init, absolute fan-in factors; frx.umup); {optimizer} learning-rate rules"
     rows = [
-        f"muP relative to base width {base.width} (mlp {base.mlp_dim}, heads {base.num_heads}); "
-        f"{optimizer} learning-rate rules; readout form A",
+        title,
         f"{'parameter':<34} {'role':<7} {'shape':<18} {'m_in':>6} {'m_out':>6} {'init x':>8} {'lr x':>8}",
     ]
     for path, r in roles(model, mup).items():
         rows.append(
             f"{path:<34} {r.role:<7} {str(r.shape):<18} {r.fan_in_mult:>6.3g} {r.fan_out_mult:>6.3g} "
-            f"{init_factor(r):>8.4g} {lr_factor(r, optimizer):>8.4g}"
+            f"{_init_factor(r, mup.param):>8.4g} {_lr_factor(r, optimizer, mup.param):>8.4g}"
         )
     return "\n".join(rows)
 

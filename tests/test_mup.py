@@ -290,7 +290,9 @@ def test_mup_switches_work_on_every_preset():
     from frx import presets
 
     for name in presets.names():
-        root = ["--data.root", "/data/train"] if presets.get(name).data.source in ("folder", "tar_captions") else []
+        source = presets.get(name).data.source
+        root = ["--data.root", "/data/train"] if source in ("folder", "tar_captions") else []
+        root = ["--data.root", "/data/tol/shard-{000000..000003}.tar"] if source == "tol" else root
         cfg = parse_train_args(name, ["--mup.param", "mup", "--mup.base_width", "192", *root])
         assert cfg.mup == MupConfig(param="mup", base_width=192)
         assert mup.base_model_config(cfg.model, cfg.mup).dims().width == 192

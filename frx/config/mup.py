@@ -18,8 +18,10 @@ class MupConfig:
     is bit-identical to SP. The alphas are muP's tunable constants; at 1 they keep base width == SP.
     """
 
-    param: Literal["sp", "mup"] = "sp"
-    """sp: standard parametrization (big_vision); mup: maximal update parametrization."""
+    param: Literal["sp", "mup", "umup"] = "sp"
+    """sp: standard parametrization (big_vision); mup: maximal update parametrization; umup: unit-scaled
+    muP (frx.umup: unit-variance init, absolute fan-in multipliers, Adam only; no base model, the
+    base_* fields are not used)."""
     base_width: int | None = None
     """Width of the base model that muP is relative to (default: the model's own width, i.e. m = 1)."""
     base_mlp_dim: int | None = None

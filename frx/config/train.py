@@ -105,7 +105,7 @@ class TrainConfig:
             raise ConfigError("workdir is empty; pass a folder name or leave --workdir out for runs/NAME")
 
     def _validate_across_sections(self) -> None:
-        wanted = {"classification": "vit", "contrastive": "two_tower"}[self.task]
+        wanted = {"classification": "vit", "extreme": "vit", "contrastive": "two_tower"}[self.task]
         if self.model.kind != wanted:
             raise ConfigError(f"task {self.task} trains a {wanted} model, not {self.model.kind}; start from a "
                               f"{self.task} preset (`frx presets`)")
@@ -113,6 +113,9 @@ class TrainConfig:
         if captions != (self.task == "contrastive"):
             need = "image-text pairs (a *_captions source)" if captions is False else "labelled images"
             raise ConfigError(f"task {self.task} needs {need}, but data.source is {self.data.source}")
+        if self.mup.param == "umup" and self.optim.name != "adam":
+            raise ConfigError(f"u-muP's learning-rate rules are implemented for Adam only, not {self.optim.name}; "
+                              "use --optim.name adam or --mup.param mup")
         num_classes = getattr(self.model, "num_classes", None)
         if self.data.source == "synthetic" and num_classes is not None and self.data.synthetic.num_classes != num_classes:
             raise ConfigError(
