@@ -35,3 +35,16 @@ def test_unknown_targets_are_refused_in_one_line():
     with pytest.raises(ConfigError, match="coord-check targets") as info:
         coord_check_nets.run("resnet", "xent", (32, 64))
     assert "\n" not in str(info.value)
+
+
+def test_the_command_line_runs_a_net_target_and_writes_the_table(tmp_path, capsys):
+    from frx import cli
+
+    args = ["mlp", "--loss", "l2", "--optimizer", "sgd", "--widths", "64", "256", "--steps", "2", "--seeds", "1",
+            "--param", "mup", "--workdir", str(tmp_path)]
+    assert cli.cmd_coord_check(args) == 0
+    out = capsys.readouterr().out
+    assert "mup mlp/l2 sgd: PASS" in out
+    assert (tmp_path / coord_check.TABLE_FILE).read_text().startswith("module")
+    with pytest.raises(ConfigError, match="takes no preset overrides"):
+        cli.cmd_coord_check(["cnn", "--model.depth", "2"])
