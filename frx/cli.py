@@ -7,6 +7,7 @@
     frx eval WORKDIR
     frx plot WORKDIR | SWEEP_DIR
     frx coord-check PRESET --widths 64 128 256 --param mup|sp [--steps 3 --seeds 3 --workdir D]
+    frx coord-check mlp|cnn --loss xent|l2 --optimizer adam|sgd --widths 64 256 1024 --param mup|sp
     frx sweep FILE.toml [--parallel N]
     frx presets
     frx data preview [ROOT] --pp "decode|inception_crop(224)|flip_lr|randaug(2, 10)"
@@ -34,7 +35,8 @@ commands:
   aot PRESET [overrides]     compile the train step for a mesh on fake devices; print per-device memory
   eval WORKDIR               evaluate the latest checkpoint of a run folder
   plot WORKDIR|SWEEP_DIR     write the plots of a run folder, or a sweep's loss-vs-lr transfer figure
-  coord-check PRESET ...     muP coordinate check over widths: JSON, PNG and a PASS/FAIL table
+  coord-check PRESET ...     muP coordinate check over widths: JSON, PNG and a PASS/FAIL table (PRESET
+                             may be mlp or cnn: plain Flax models, --loss xent|l2 --optimizer adam|sgd)
   sweep FILE.toml            run a grid / random sweep of a preset (resumable), write a results table
   presets                    list the presets with one-line descriptions
   data preview [ROOT] --pp S  PNG grid of augmented samples from a folder, TFDS dir or tar shards
@@ -246,7 +248,7 @@ def cmd_coord_check(argv: list[str]) -> int:
     )
     parser.add_argument("preset")
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
-    parser.add_argument("--param", choices=("mup", "sp"), default="mup")
+    parser.add_argument("--param", choices=("mup", "sp", "umup"), default="mup")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--lr", type=float, help="learning rate (default: 10x the preset's)")
@@ -256,11 +258,29 @@ def cmd_coord_check(argv: list[str]) -> int:
     parser.add_argument("--clip", type=float, default=0.0, help="global-norm gradient clipping (default off)")
     parser.add_argument("--tolerance", type=float, help="largest |log-log slope| that passes (default 0.13)")
     parser.add_argument("--workdir", help="output folder (default runs/coord-check-PRESET-PARAM)")
+    parser.add_argument("--loss", choices=("xent", "l2"), default="xent", help="PRESET mlp or cnn: the loss")
+    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
+                        help="PRESET mlp or cnn: Adam or SGD with momentum 0.9 (a preset takes --optim.name)")
     args, overrides = parser.parse_known_args(argv)
     from frx import coord_check
 
-    cfg = parse_train_args(args.preset, overrides)
     tolerance = args.tolerance if args.tolerance is not None else coord_check.DEFAULT_TOLERANCE
+    if args.preset in ("mlp", "cnn"):  # plain Flax models, frx.coord_check_nets
+        from frx import coord_check_nets
+
+        if overrides:
+            from frx.config import ConfigError
+
+            raise ConfigError(f"coord-check {args.preset} takes no preset overrides, got {overrides[0]}")
+        result = coord_check_nets.run(args.preset, args.loss, args.widths, param=args.param, optimizer=args.optimizer,
+                                      lr=args.lr, steps=args.steps, seeds=args.seeds, base_width=args.base_width,
+                                      batch_size=args.batch)
+        print(coord_check.format_table(result, tolerance))
+        name = f"runs/coord-check-{args.preset}-{args.loss}-{args.optimizer}-{args.param}"
+        for path in coord_check.write(result, args.workdir or name, tolerance):
+            print(path)
+        return 0
+    cfg = parse_train_args(args.preset, overrides)
     check = coord_check.CoordCheck(
         cfg, widths=tuple(args.widths), param=args.param, steps=args.steps, seeds=args.seeds, lr=args.lr,
         batch_size=args.batch, base_width=args.base_width, scale_heads=args.scale_heads, grad_clip_norm=args.clip,

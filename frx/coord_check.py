@@ -186,7 +186,7 @@ def run(check: CoordCheck, *, log=print) -> dict:
         f"{optim_cfg.name} lr {lr:g}, batch {check.batch_size}" + (f", base width {base_width}" if check.param == "mup" else ""))
 
     sums: dict[str, dict[int, np.ndarray]] = {}
-    if check.param == "mup":
+    if check.param != "sp":
         widest = width_config(check.cfg, widths[-1], scale_heads=check.scale_heads)
         log(mup.describe(widest.model, _mup_config(widest, check, base_width), optim_cfg.name))
     for width in widths:

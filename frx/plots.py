@@ -99,14 +99,49 @@ def write_sweep_plots(workdir: str, *, metric: str = "train_loss", x: str | None
                       series: str | None = None, panels: str | None = None) -> tuple[list[str], str]:
     """The learning-rate transfer figure of a sweep folder (loss against lr, one curve per width, one
     panel per parametrization; TP5 Figure 1's layout) and `transfer.md`, the optimum per curve.
+    A sweep over both the learning rate and the init scale (`mup.init_std_mult`) also gets the init
+    scale's figure (`init_transfer.png`), each curve with the other field tuned, and the 2-D view
+    (`lr_init_grid.png`, frx.sweep_grid) with the joint optimum of every width marked.
     Returns the paths written and the text of `transfer.md`."""
     from frx import sweep as sweep_lib
+    from frx import sweep_grid
 
     sweep = sweep_lib.load_folder(workdir)
     x, default_series, default_panels = sweep_lib.default_axes(sweep, x)
     series, panels = series or default_series, panels or default_panels
     rows = sweep_lib.result_rows(sweep)
-    data = sweep_lib.curves(rows, x=x, series=series, panels=panels, metric=metric)
+    other = sweep_grid.second_axis(sweep, x)
+    axes = [x] if other is None else [x, other]
+    written, parts = [], []
+    for axis in axes:
+        png = "init_transfer.png" if axis == sweep_grid.INIT_SCALE else "lr_transfer.png"
+        tuned = [a for a in axes if a != axis]
+        data = sweep_lib.curves(rows, x=axis, series=series, panels=panels, metric=metric,
+                                best_over=tuned[0] if tuned else None)
+        written.append(_draw_transfer(workdir, sweep, rows, data, x=axis, series=series, panels=panels, metric=metric,
+                                      tuned=tuned[0] if tuned else None, png=png))
+        heading = f"## {metric} against {axis}" + (f", {tuned[0]} tuned per point" if tuned else "") + "\n\n"
+        parts.append((heading if other else "")
+                     + sweep_lib.format_optima(data, x=axis, series=series, panels=panels, metric=metric) + "\n\n"
+                     + sweep_lib.format_grid(data, x=axis, series=series, panels=panels, metric=metric))
+    if other is not None:
+        grid_data = sweep_grid.grids(rows, x=sweep_grid.LEARNING_RATE, y=sweep_grid.INIT_SCALE, series=series,
+                                     panels=panels, metric=metric)
+        kw = dict(x=sweep_grid.LEARNING_RATE, y=sweep_grid.INIT_SCALE, series=series, panels=panels, metric=metric)
+        written.append(write_grid_plot(grid_data, os.path.join(workdir, "lr_init_grid.png"), **kw))
+        parts.insert(0, "## Joint optimum (learning rate x init scale)\n\n" + sweep_grid.format_joint_optima(grid_data, **kw))
+        parts.append(sweep_grid.format_grids(grid_data, **kw))
+    md = os.path.join(workdir, "transfer.md")
+    summary = "\n\n".join(parts)
+    with open(md, "w") as f:
+        f.write(summary)
+    return [*written, md, *sweep_lib.write_tables(sweep)], summary
+
+
+def _draw_transfer(workdir, sweep, rows, data, *, x, series, panels, metric, tuned, png) -> str:
+    """Metric against `x`, one curve per series, one panel per panel value, each curve's optimum starred."""
+    from frx import sweep as sweep_lib
+
     best = sweep_lib.optima(data, metric)
     plt = pyplot()
     names = list(dict.fromkeys(row.get(panels) for row in rows)) if panels else [None]  # the sweep's order
@@ -130,23 +165,66 @@ def write_sweep_plots(workdir: str, *, metric: str = "train_loss", x: str | None
         ax.set_title(f"{panels} = {panel}" if panels else os.path.basename(os.path.normpath(workdir)))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    averaged = _others(sweep, rows, x, series, panels)
-    axes[0][0].set_ylabel(f"{metric} (mean over {averaged})" if averaged else metric)
+    averaged = _others(sweep, rows, x, series, panels, tuned)
+    label = metric + (f", best over {tuned.split('.')[-1]}" if tuned else "")
+    axes[0][0].set_ylabel(f"{label} (mean over {averaged})" if averaged else label)
     if finite:  # near-diverged runs (far above the median) would squash the interesting part
         lo, median = min(finite), sorted(finite)[len(finite) // 2]
         hi = min(max(finite), lo + 5 * (median - lo))
         pad = (hi - lo) or 0.05 * abs(lo) or 1.0
         axes[0][0].set_ylim(lo - 0.05 * pad, hi + 0.05 * pad)
     fig.tight_layout()
-    png = os.path.join(workdir, "lr_transfer.png")
-    fig.savefig(png)
+    path = os.path.join(workdir, png)
+    fig.savefig(path)
     plt.close(fig)
-    md = os.path.join(workdir, "transfer.md")
-    summary = (sweep_lib.format_optima(data, x=x, series=series, panels=panels, metric=metric) + "\n\n"
-               + sweep_lib.format_grid(data, x=x, series=series, panels=panels, metric=metric))
-    with open(md, "w") as f:
-        f.write(summary)
-    return [png, md, *sweep_lib.write_tables(sweep)], summary
+    return path
+
+
+def write_grid_plot(grid_data: dict, path: str, *, x: str, y: str, series: str | None, panels: str | None,
+                    metric: str) -> str:
+    """The 2-D view of a sweep over two fields (frx.sweep_grid): a heat map of the mean metric over
+    (x, y) per series (a column each) and panel (a row each), the joint optimum starred; diverged
+    points blank. Colours are shared by every map, clipped like the curves' y range."""
+    import numpy as np
+
+    from frx import sweep as sweep_lib
+    from frx import sweep_grid
+
+    plt = pyplot()
+    best = sweep_grid.joint_optima(grid_data, metric)
+    panel_names = list(grid_data)
+    serie_names = sorted({s for per in grid_data.values() for s in per}, key=lambda s: (s is None, s))
+    finite = [v for per in grid_data.values() for cells in per.values() for v in cells.values() if math.isfinite(v)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    if finite and not metric.endswith("acc"):
+        hi = min(hi, lo + 5 * (sorted(finite)[len(finite) // 2] - lo)) or lo + 1.0
+    fig, axes = plt.subplots(len(panel_names), len(serie_names), dpi=110, squeeze=False,
+                             figsize=(3.4 * len(serie_names) + 1.2, 3.0 * len(panel_names)))
+    image = None
+    for i, panel in enumerate(panel_names):
+        for j, serie in enumerate(serie_names):
+            ax, cells = axes[i][j], grid_data[panel].get(serie, {})
+            xs, ys = sorted({k[0] for k in cells}), sorted({k[1] for k in cells})
+            values = np.array([[cells.get((xv, yv), float("nan")) for xv in xs] for yv in ys], np.float64)
+            image = ax.imshow(values, origin="lower", cmap="viridis_r" if not metric.endswith("acc") else "viridis",
+                              vmin=lo, vmax=hi, aspect="auto")
+            ax.set_xticks(range(len(xs)), [sweep_lib._format(v) for v in xs], rotation=60, fontsize=6)
+            ax.set_yticks(range(len(ys)), [sweep_lib._format(v) for v in ys], fontsize=6)
+            found = best[panel].get(serie)
+            if found is not None:
+                ax.plot([xs.index(found[0])], [ys.index(found[1])], marker="*", markersize=13, color="white",
+                        markeredgecolor="black")
+            ax.set_title(", ".join(str(v) for v, name in ((panel, panels), (serie, series)) if name) or metric, fontsize=9)
+            if i == len(panel_names) - 1:
+                ax.set_xlabel(x, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(y, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.92, 1))
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, label=metric)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def _others(sweep, rows, *axes) -> str:

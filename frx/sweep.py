@@ -310,24 +310,35 @@ def default_axes(sweep: Sweep, x: str | None = None) -> tuple[str, str | None, s
     return x, series, panels
 
 
-def curves(rows: list[dict], *, x: str, series: str | None, panels: str | None, metric: str) -> dict:
+def curves(rows: list[dict], *, x: str, series: str | None, panels: str | None, metric: str,
+           best_over: str | None = None) -> dict:
     """{panel: {series: [(x, mean metric over the other varied keys, n runs)]}}, sorted by x.
 
     Runs that have not finished are left out; a point where any finished run diverged or failed
-    has mean nan.
+    has mean nan. With `best_over` (a second swept field, e.g. mup.init_std_mult against optim.lr)
+    each point is the best of the means over that field's values: the curve with it tuned.
     """
     groups: dict = {}
     for row in rows:
         if row.get("status") in ("pending", "running"):
             continue
-        key = (row.get(panels) if panels else None, row.get(series) if series else None, row[x])
+        key = (row.get(panels) if panels else None, row.get(series) if series else None, row[x],
+               row.get(best_over) if best_over else None)
         value = row.get(metric)
         ok = row.get("status") == "ok" and isinstance(value, (int, float)) and math.isfinite(value)
         groups.setdefault(key, []).append(value if ok else float("nan"))
-    out: dict = {}
-    for (panel, serie, xv), values in groups.items():
+    tuned: dict = {}
+    pick = max if metric.endswith("acc") else min
+    for (panel, serie, xv, _), values in groups.items():
         mean = sum(values) / len(values)
-        out.setdefault(panel, {}).setdefault(serie, []).append((xv, mean, len(values)))
+        previous = tuned.get((panel, serie, xv))
+        if previous is not None and (not math.isfinite(mean) or pick(previous[0], mean) == previous[0]):
+            if math.isfinite(previous[0]):
+                continue
+        tuned[(panel, serie, xv)] = (mean, len(values))
+    out: dict = {}
+    for (panel, serie, xv), (mean, n) in tuned.items():
+        out.setdefault(panel, {}).setdefault(serie, []).append((xv, mean, n))
     for per_panel in out.values():
         for points in per_panel.values():
             points.sort(key=lambda p: p[0])

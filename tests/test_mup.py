@@ -264,6 +264,24 @@ def test_zero_init_queries():
     assert np.asarray(model.blocks[0].attn.k.kernel[...]).any()
 
 
+@pytest.mark.parametrize("param", ["sp", "mup"])
+def test_init_std_mult_scales_every_random_parameter_and_leaves_constants(param):
+    model = _model(128, posemb="learn", rep_size=-1, head_zeroinit=False)
+    plain, scaled = (_flat(nnx.to_pure_dict(nnx.state(mup.make_model(
+        model, MupConfig(param=param, base_width=64 if param == "mup" else None, init_std_mult=mult), 0), nnx.Param)))
+        for mult in (1.0, 0.25))
+    random = [p for p in plain if plain[p].std() > 0]
+    assert {"embedding/kernel", "pos_embedding", "blocks/0/attn/q/kernel", "head/kernel"} <= set(random)
+    for path in plain:
+        if path in random:  # the same draw, multiplied: sigma is a pure multiplier of the std
+            np.testing.assert_allclose(scaled[path], 0.25 * plain[path], rtol=1e-6, err_msg=path)
+        else:  # biases (zeros), LayerNorm scales (ones): not random, unchanged
+            assert np.array_equal(scaled[path], plain[path]), path
+    queries = mup.make_model(model, MupConfig(param=param, base_width=64 if param == "mup" else None,
+                                              init_std_mult=3.0, zero_init_queries=True), 0)
+    assert not np.asarray(queries.blocks[0].attn.q.kernel[...]).any()  # zero-initialised stays zero
+
+
 # --------------------------------------------------------------------------------------------------
 # Configuration
 
@@ -286,6 +304,7 @@ def test_mup_switches_work_on_every_preset():
         (["--mup.param", "mup", "--mup.base_width", "66"], "not divisible by base heads"),
         (["--mup.param", "mup", "--mup.base_width", "28", "--model.mlp_dim", "300"], "set --mup.base_mlp_dim"),
         (["--mup.param", "mup", "--mup.attn_alpha", "-1"], "attn_alpha must be positive"),
+        (["--mup.init_std_mult", "0"], "init_std_mult must be positive"),
     ],
 )
 def test_bad_mup_settings_give_one_line_errors(args, message):
@@ -357,3 +376,87 @@ def test_a_two_towers_widths_scale_together_and_its_projections_are_readouts():
     assert roles["text/blocks/1/mlp/fc2/kernel"] == roles["image/blocks/3/attn/q/kernel"] == "hidden"
     assert roles["logit_scale"] == "finite" and table["text/blocks/0/mlp/fc1/kernel"].fan_in_mult == 2.0
     assert mup.readout_multiplier(table["text/head/kernel"], MupConfig(param="mup")) == 0.5
+
+
+# --------------------------------------------------------------------------------------------------
+# Any Flax NNX model and any Optax chain: roles from shapes, scale_adam_by_mup / scale_sgd_by_mup
+
+
+def _random_grads(params, steps=2):
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(1), steps * len(leaves)).reshape(steps, len(leaves), -1)
+    return [jax.tree.unflatten(tree, [jax.random.normal(k, x.shape) for k, x in zip(ks, leaves)]) for ks in keys]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_scale_by_mup_after_a_plain_optax_optimizer_equals_frx_optimizer(optimizer):
+    model_cfg, mup_cfg, lr = _model(128, rep_size=-1, head_zeroinit=False), _mup(32), 0.01
+    _, params = state_lib.abstract_model(model_cfg, 0, mup_cfg)
+    params = state_lib.init_params(model_cfg, 0, mup_cfg)
+    lr_mults, _ = mup.optimizer_multipliers(model_cfg, mup_cfg, optimizer, params)
+    cfg = OptimConfig(name=optimizer, lr=lr, wd=0.0, grad_clip_norm=0.0, momentum=0.9)
+    ours = optim.make(cfg, schedules.make(ScheduleConfig(decay="constant"), 10, 0), params, extra_lr_mults=lr_mults)
+    plain = optax.adam(lr) if optimizer == "adam" else optax.sgd(lr, momentum=0.9)
+    theirs = optax.chain(plain, mup.scale_adam_by_mup(mup.roles(model_cfg, mup_cfg)) if optimizer == "adam"
+                         else mup.scale_sgd_by_mup(mup.roles(model_cfg, mup_cfg)))
+    s_ours, s_theirs = ours.init(params), theirs.init(params)
+    for grads in _random_grads(params):
+        u_ours, s_ours = ours.update(grads, s_ours, params)
+        u_theirs, s_theirs = theirs.update(grads, s_theirs, params)
+        for path, (a, b) in zip(param_paths.all_paths(params), zip(jax.tree.leaves(u_ours), jax.tree.leaves(u_theirs))):
+            np.testing.assert_allclose(b, a, rtol=2e-6, atol=1e-12, err_msg=path)
+    factors = {p: mup.lr_factor(r, optimizer) for p, r in mup.roles(model_cfg, mup_cfg).items()}
+    assert factors["blocks/0/mlp/fc1/kernel"] == (0.25 if optimizer == "adam" else 1.0)  # the rule was applied
+
+
+class _FlaxMlp(nnx.Module):  # nothing from frx: Flax's own layers and initialisers
+    def __init__(self, width, rngs):
+        self.embed = nnx.Embed(11, width, rngs=rngs)
+        self.hidden = nnx.Linear(width, 2 * width, rngs=rngs)
+        self.norm = nnx.LayerNorm(2 * width, rngs=rngs)
+        self.readout = nnx.Linear(2 * width, 3, rngs=rngs)
+
+    def __call__(self, ids):
+        return self.readout(self.norm(jax.nn.relu(self.hidden(self.embed(ids).mean(1)))))
+
+
+def test_roles_from_shapes_and_form_b_parametrization_of_a_plain_flax_model():
+    sp, model = _FlaxMlp(256, nnx.Rngs(0)), _FlaxMlp(256, nnx.Rngs(0))
+    table = mup.parametrize_by_shapes(model, nnx.eval_shape(lambda: _FlaxMlp(64, nnx.Rngs(0))))
+    assert {p: (r.role, r.fan_in_mult, r.fan_out_mult) for p, r in table.items()} == {
+        "embed/embedding": ("input", 1, 4), "hidden/kernel": ("hidden", 4, 4), "hidden/bias": ("vector", 1, 4),
+        "norm/scale": ("vector", 1, 4), "norm/bias": ("vector", 1, 4), "readout/kernel": ("output", 4, 1),
+        "readout/bias": ("finite", 1, 1)}
+    # form B: the readout's lecun init (var 1/fan_in) becomes var ∝ 1/fan_in² (x 1/sqrt(m)); the rest is Flax's
+    np.testing.assert_allclose(model.readout.kernel[...], sp.readout.kernel[...] / 2, rtol=1e-6)
+    assert np.array_equal(model.hidden.kernel[...], sp.hidden.kernel[...])
+    adam = {p: mup.lr_factor(r, "adam") for p, r in table.items()}
+    sgd = {p: mup.lr_factor(r, "sgd") for p, r in table.items()}
+    assert (adam["hidden/kernel"], adam["readout/kernel"], adam["embed/embedding"], adam["norm/scale"]) == (0.25, 0.25, 1, 1)
+    assert (sgd["hidden/kernel"], sgd["readout/kernel"], sgd["embed/embedding"], sgd["hidden/bias"]) == (1, 0.25, 4, 4)
+    sigma = _FlaxMlp(256, nnx.Rngs(0))
+    mup.parametrize_by_shapes(sigma, nnx.eval_shape(lambda: _FlaxMlp(64, nnx.Rngs(0))), init_std_mult=0.5)
+    np.testing.assert_allclose(sigma.readout.kernel[...], model.readout.kernel[...] / 2, rtol=1e-6)
+    np.testing.assert_allclose(sigma.embed.embedding[...], model.embed.embedding[...] / 2, rtol=1e-6)
+    assert np.array_equal(sigma.norm.scale[...], model.norm.scale[...])  # ones: not random, unchanged
+
+
+def test_scale_by_mup_works_with_nnx_optimizer_and_with_nnx_state_trees():
+    model = _FlaxMlp(256, nnx.Rngs(0))
+    table = mup.parametrize_by_shapes(model, nnx.eval_shape(lambda: _FlaxMlp(64, nnx.Rngs(0))))
+    tx = optax.chain(optax.sgd(0.1), mup.scale_sgd_by_mup(table))
+    before = {p: np.asarray(v[...]) for p, v in [("hidden", model.hidden.kernel), ("embed", model.embed.embedding)]}
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    ids = jnp.arange(8).reshape(4, 2)
+    grads = nnx.grad(lambda m: jnp.sum(m(ids) ** 2))(model)
+    optimizer.update(model, grads)
+    g_hidden, g_embed = np.asarray(grads["hidden"]["kernel"][...]), np.asarray(grads["embed"]["embedding"][...])
+    np.testing.assert_allclose(model.hidden.kernel[...], before["hidden"] - 0.1 * 1 * g_hidden, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(model.embed.embedding[...], before["embed"] - 0.1 * 4 * g_embed, rtol=1e-5, atol=1e-7)
+    # nnx.state trees (paths ending in /value) are found too; a parameter without a role is refused by name
+    state = nnx.state(model, nnx.Param)
+    updates, _ = tx.update(state, tx.init(state), state)
+    assert param_paths.all_paths(updates)[0].endswith("/value")
+    with pytest.raises(ConfigError, match="no role for parameter extra/kernel") as info:
+        mup.scale_adam_by_mup(table).update({"extra": {"kernel": jnp.ones(2)}}, optax.EmptyState())
+    assert "\n" not in str(info.value)

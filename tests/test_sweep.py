@@ -172,3 +172,16 @@ def test_a_real_sweep_runs_resumes_and_plots(tmp_path, capsys):
     assert cli.cmd_plot([str(workdir)]) == 0
     assert os.path.getsize(workdir / "lr_transfer.png") > 10_000
     assert "best optim.lr" in (workdir / "transfer.md").read_text()
+
+
+def test_every_sweep_file_in_configs_loads_and_its_runs_validate():
+    from frx import mup
+
+    folder = os.path.join(os.path.dirname(__file__), "..", "configs", "sweeps")
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".toml"))
+    assert {"mup_lr_transfer_sgd.toml", "mup_12layer.toml", "mup_12layer_gpu_umup.toml"} <= set(files)
+    for name in files:
+        plan = sweep.load(os.path.join(folder, name))
+        for run in (plan.runs[0], plan.runs[-1]):  # the first and the widest
+            cfg = cli.parse_train_args(plan.preset, run.train_overrides(plan.workdir))
+            mup.check(cfg.model, cfg.mup)

@@ -18,8 +18,10 @@ class MupConfig:
     is bit-identical to SP. The alphas are muP's tunable constants; at 1 they keep base width == SP.
     """
 
-    param: Literal["sp", "mup"] = "sp"
-    """sp: standard parametrization (big_vision); mup: maximal update parametrization."""
+    param: Literal["sp", "mup", "umup"] = "sp"
+    """sp: standard parametrization (big_vision); mup: maximal update parametrization; umup: unit-scaled
+    muP (frx.umup: unit-variance init, absolute fan-in multipliers, Adam only; no base model, the
+    base_* fields are not used)."""
     base_width: int | None = None
     """Width of the base model that muP is relative to (default: the model's own width, i.e. m = 1)."""
     base_mlp_dim: int | None = None
@@ -34,12 +36,16 @@ class MupConfig:
     """muP: attention logits are attn_alpha * sqrt(base_head_dim) / head_dim * q.k (= SP at base)."""
     zero_init_queries: bool = False
     """Initialise the query kernels to zero (recommended with muP; also allowed with sp)."""
+    init_std_mult: float = 1.0
+    """sigma: multiplies every parameter's initial std (sp and mup; constants such as zeros and ones stay)."""
 
     def validate(self, prefix: str = "mup") -> None:
         for name in ("base_width", "base_mlp_dim", "base_num_heads"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{prefix}.{name} must be positive, got {value}")
+        if not self.init_std_mult > 0:
+            raise ConfigError(f"{prefix}.init_std_mult must be positive, got {self.init_std_mult}")
         for name in ("input_alpha", "output_alpha", "attn_alpha"):
             value = getattr(self, name)
             if not value > 0:

@@ -113,6 +113,9 @@ class TrainConfig:
         if captions != (self.task == "contrastive"):
             need = "image-text pairs (a *_captions source)" if captions is False else "labelled images"
             raise ConfigError(f"task {self.task} needs {need}, but data.source is {self.data.source}")
+        if self.mup.param == "umup" and self.optim.name != "adam":
+            raise ConfigError(f"u-muP's learning-rate rules are implemented for Adam only, not {self.optim.name}; "
+                              "use --optim.name adam or --mup.param mup")
         num_classes = getattr(self.model, "num_classes", None)
         if self.data.source == "synthetic" and num_classes is not None and self.data.synthetic.num_classes != num_classes:
             raise ConfigError(
