@@ -71,7 +71,7 @@ def _towers(source, source_kind, kind, params, wanted, reset, notes):
     if (source_kind, kind) == ("two_tower", "vit"):
         if notes is not None:
             notes.append("its image tower")
-        return {p.removeprefix(weights.IMAGE_TOWER): v for p, v in params.items() if p.startswith(weights.IMAGE_TOWER)}
+        return weights.image_tower(params)
     if (source_kind, kind) == ("vit", "two_tower"):
         fresh = [p for p in wanted if not p.startswith(weights.IMAGE_TOWER)
                  and not any(re.fullmatch(pattern, p) for pattern in reset)]

@@ -62,6 +62,11 @@ IMAGE_TOWER = "image/"
 """Where a two-tower model keeps its image tower: a ViT classifier's parameters under this prefix."""
 
 
+def image_tower(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A two-tower model's image-tower parameters under a ViT's own paths (`image/blocks/0/...` -> `blocks/0/...`)."""
+    return {path.removeprefix(IMAGE_TOWER): value for path, value in params.items() if path.startswith(IMAGE_TOWER)}
+
+
 def as_vit(cfg: TrainConfig, params: dict[str, np.ndarray]) -> tuple[TrainConfig, dict[str, np.ndarray]]:
     """A ViT run as it is; a two-tower run as its image tower, a ViT whose head is the projection to
     the shared embedding (`TwoTowerConfig.image_tower`). Used where only a ViT fits (timm, big_vision)."""
@@ -71,8 +76,7 @@ def as_vit(cfg: TrainConfig, params: dict[str, np.ndarray]) -> tuple[TrainConfig
         raise ConfigError(f"model.kind {cfg.model.kind!r} has no ViT to take; export it --to safetensors")
     import dataclasses
 
-    tower = {path.removeprefix(IMAGE_TOWER): value for path, value in params.items() if path.startswith(IMAGE_TOWER)}
-    return dataclasses.replace(cfg, model=cfg.model.image_tower()), tower
+    return dataclasses.replace(cfg, model=cfg.model.image_tower()), image_tower(params)
 
 
 def write_safetensors(path: str, params: dict[str, np.ndarray], cfg: TrainConfig, step: int) -> None:
