@@ -13,6 +13,9 @@
     seed = [0, 1]
     model = [{ width = 64, num_heads = 2 }, { width = 128, num_heads = 4 }]   # fields that go together
 
+    [[grid]] ... [[grid]]              # or several grids: the union of their points (same keys in
+                                       # each), e.g. a fine line through a coarse 2-D grid
+
     [random]                           # optional: `samples` draws, each crossed with the grid
     samples = 8
     seed = 0
@@ -133,6 +136,25 @@ def _run_names(points: list[dict], varied: list[str]) -> list[str]:
     return names
 
 
+def _grid_points(path: str, spec: dict | list) -> list[dict]:
+    """The points of `[grid]` (every combination), or the union of several `[[grid]]` tables' points,
+    duplicates dropped, in file order."""
+    grids = [_flatten(table) for table in (spec if isinstance(spec, list) else [spec])]
+    for grid in grids:
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"{path}: [grid] {key} must be a non-empty list of values")
+        if set(grid) != set(grids[0]):
+            raise ConfigError(f"{path}: every [[grid]] must vary the same keys; {sorted(grids[0])} and "
+                              f"{sorted(grid)} differ (give a one-element list where a key stays fixed)")
+    points = [_merge(zip(grid, values)) for grid in grids for values in itertools.product(*grid.values())]
+    unique = []
+    for point in points:
+        if point not in unique:
+            unique.append(point)
+    return unique
+
+
 def load(path: str, *, workdir: str | None = None, parallel: int | None = None) -> Sweep:
     """Reads a sweep TOML file (see the module docstring)."""
     import numpy as np
@@ -150,10 +172,7 @@ def load(path: str, *, workdir: str | None = None, parallel: int | None = None) 
     if "preset" not in spec:
         raise ConfigError(f"{path}: give the preset to sweep, e.g. preset = \"demo\"")
     fixed = _flatten(spec.get("set", {}))
-    grid = _flatten(spec.get("grid", {}))
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{path}: [grid] {key} must be a non-empty list of values")
+    combos = _grid_points(path, spec.get("grid", {}))
     random = dict(spec.get("random", {}))
     samples, random_seed = int(random.pop("samples", 0)), int(random.pop("seed", 0))
     random = _flatten(random)
@@ -161,7 +180,6 @@ def load(path: str, *, workdir: str | None = None, parallel: int | None = None) 
         raise ConfigError(f"{path}: [random] needs samples = N (at least 1)")
     rng = np.random.default_rng(random_seed)
     draws = [{k: _draw(rng, k, v) for k, v in random.items()} for _ in range(samples)] if random else [{}]
-    combos = [_merge(zip(grid, values)) for values in itertools.product(*grid.values())]
     gridded = {k for combo in combos for k in combo}
     clash = (set(fixed) & gridded) | (set(fixed) & set(random)) | (gridded & set(random))
     if clash:

@@ -73,6 +73,21 @@ model = [{ width = 64, num_heads = 2 }, { width = 128, num_heads = 4 }]
     assert plan.runs[2].name == "width=128,num_heads=4,lr=0.001"
 
 
+def test_several_grids_give_the_union_of_their_points_without_duplicates(tmp_path):
+    plan = sweep.load(_write(tmp_path, """
+preset = "demo"
+[[grid]]
+"optim.lr" = [0.001, 0.002, 0.004]
+"mup.init_std_mult" = [1.0]
+[[grid]]
+"optim.lr" = [0.002]
+"mup.init_std_mult" = [0.5, 1.0, 2.0]
+"""))
+    assert [(r.overrides["optim.lr"], r.overrides["mup.init_std_mult"]) for r in plan.runs] == [
+        (0.001, 1.0), (0.002, 1.0), (0.004, 1.0), (0.002, 0.5), (0.002, 2.0)]
+    assert plan.runs[3].name == "lr=0.002,init_std_mult=0.5"
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
@@ -83,6 +98,7 @@ model = [{ width = 64, num_heads = 2 }, { width = 128, num_heads = 4 }]
         ('preset = "demo"\n[random]\nsamples = 2\n"optim.lr" = [1, 2]', "log_uniform"),
         ('preset = "demo"\n[random]\n"optim.lr" = { uniform = [0.1, 0.2] }', "samples = N"),
         ('preset = "demo"\n[grid]\nseed = [0, 1', "invalid TOML"),
+        ('preset = "demo"\n[[grid]]\nseed = [0]\n[[grid]]\n"optim.lr" = [0.1]', "vary the same keys"),
     ],
 )
 def test_bad_sweep_files_give_one_line_errors(tmp_path, text, message):
