@@ -172,7 +172,7 @@ def describe_step(step: CompiledStep, samples: Samples) -> Report:
 
 def bench_input(step: CompiledStep, *, steps: int, device_img_s: float) -> Report:
     """The real host pipeline alone, then end to end (host batches -> device -> step)."""
-    from frx.data import pipeline
+    from frx.data import host_sizing, pipeline
     from frx.train import make_data
 
     cfg, report = step.cfg, Report()
@@ -184,7 +184,12 @@ def bench_input(step: CompiledStep, *, steps: int, device_img_s: float) -> Repor
     # Host throughput over many batches of a fresh iterator: a median of single next() calls would
     # mostly time the prefetch buffer, which filled while the step ran.
     count = max(2 * steps, 16)
-    iterator = pipeline.make_train_iterator(ds, threads=cfg.data.threads, workers=cfg.data.workers)
+    workers, sizing = host_sizing.resolve(cfg.data.workers, sources["train"], step.task.train_pp.host_fn(),
+                                          threads=cfg.data.threads, backend=jax.default_backend(),
+                                          target_records_per_s=device_img_s)
+    if sizing:
+        report.add("data_workers", "data.workers", workers, sizing)
+    iterator = pipeline.make_train_iterator(ds, threads=cfg.data.threads, workers=workers)
     try:
         next(iterator)
         start = time.perf_counter()
@@ -199,7 +204,7 @@ def bench_input(step: CompiledStep, *, steps: int, device_img_s: float) -> Repor
         iterator.close()
     bound = host_img_s < device_img_s
     report.add("host_img_per_s", "host pipeline", host_img_s,
-               f"{host_img_s:,.1f} img/s ({cfg.data.threads} threads, {cfg.data.workers} workers)")
+               f"{host_img_s:,.1f} img/s ({cfg.data.threads} threads, {workers} workers)")
     report.add("end_to_end_img_per_s", "end to end", e2e_img_s, f"{e2e_img_s:,.1f} img/s "
                f"({e2e_img_s / device_img_s:.2f}x the step alone)")
     report.add("input_bound", "input-bound", bound, "yes: the host pipeline is slower than the step" if bound

@@ -41,7 +41,7 @@ from frx import mup as mup_lib
 from frx import state as state_lib
 from frx.config import ConfigError, TrainConfig, from_dict, model_fingerprint, to_dict, validate
 from frx.config import changes as config_changes
-from frx.data import pipeline
+from frx.data import host_sizing, pipeline
 from frx.data.sources import EVAL_SPLITS, make_sources
 from frx.run_lock import RunLock
 from frx.step import jit_train_step
@@ -162,7 +162,12 @@ class _Run:
             run.sources["train"], run.task.train_pp, run.task.record_schema(), batch_size=cfg.batch_size,
             seed=cfg.seed, process_index=rows_index, process_count=rows_count,
         )
-        self.data_iter = pipeline.make_train_iterator(train_ds, threads=cfg.data.threads, workers=cfg.data.workers)
+        workers, sizing = host_sizing.resolve(cfg.data.workers, run.sources["train"], run.task.train_pp.host_fn(),
+                                              threads=cfg.data.threads, backend=jax.default_backend())
+        if sizing:
+            self.say(sizing)
+        self.data_workers = workers
+        self.data_iter = pipeline.make_train_iterator(train_ds, threads=cfg.data.threads, workers=workers)
 
     def say(self, message: str) -> None:
         _say(self.is_main, message)
@@ -235,6 +240,7 @@ class _Run:
             "num_params": int(sum(x.size for x in jax.tree.leaves(params))),
             "compute_dtype": hardware.resolve_dtype(_dtype_setting(self.cfg)), "dtype_setting": _dtype_setting(self.cfg),
             "cpu": hardware.cpu_info(),  # model and the flags that decide auto (avx512_bf16, amx_bf16)
+            "data_workers": self.data_workers,  # after data.workers auto
         })
 
     def _evaluate(self, step: int, state) -> dict[str, float]:

@@ -86,8 +86,9 @@ class DataConfig:
     """Settings of the embedded many-class dataset with a taxonomy (source=taxa)."""
     catalog: str | None = None
     """tol: BioCLIP's catalog.csv (treeoflife_id, kingdom ... species) giving each sample's taxon; without it the names are read from the shards' text members."""
-    workers: int = 0
-    """Host worker processes for decoding (0 = threads in the training process)."""
+    workers: int | Literal["auto"] = 0
+    """Host worker processes for decoding (0 = threads in the training process); auto measures the host ops
+    at start-up and decides (frx.data.host_sizing: 0 on a CPU backend or when threads scale)."""
     threads: int = 2
     """Prefetch threads that prepare batches ahead of the training step."""
 
@@ -111,8 +112,8 @@ class DataConfig:
             raise ConfigError(f"{prefix}.caption_key is empty; leave it out for the default field")
         if self.source == "taxa":
             self.taxa.validate(f"{prefix}.taxa")
-        if self.workers < 0 or self.threads < 0:
-            raise ConfigError(f"{prefix}.workers and {prefix}.threads must be >= 0")
+        if (self.workers != "auto" and self.workers < 0) or self.threads < 0:
+            raise ConfigError(f"{prefix}.workers (a number or auto) and {prefix}.threads must be >= 0")
 
 
 _ROOT_HINTS = {
