@@ -11,9 +11,11 @@ from tests.support.configs import TINY_CLI, TINY_CONTRASTIVE_CLI
 
 def test_bench_reports_throughput_flops_mfu_memory_and_the_input_pipeline(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert cli.cmd_bench(["demo", *TINY_CLI, "--steps", "2", "--warmup", "1", "--input", "--json", str(out)]) == 0
+    assert cli.cmd_bench(["demo", *TINY_CLI, "--data.workers", "auto", "--steps", "2", "--warmup", "1", "--input",
+                          "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    labels = ("compile", "step", "throughput", "model FLOPs/step", "MFU", "peak memory", "end to end", "input-bound")
+    labels = ("compile", "step", "throughput", "model FLOPs/step", "MFU", "peak memory", "end to end", "input-bound",
+              "data.workers auto -> 0 (CPU backend")
     for label in labels:
         assert label in printed
     values = json.loads(out.read_text())
@@ -25,6 +27,7 @@ def test_bench_reports_throughput_flops_mfu_memory_and_the_input_pipeline(tmp_pa
     assert values["peak_memory_bytes"] > 0 and values["compile_s"] > 0
     assert values["host_img_per_s"] > 0 and values["end_to_end_img_per_s"] > 0
     assert values["input_bound"] == (values["host_img_per_s"] < values["img_per_s"])
+    assert values["data_workers"] == 0
 
 
 def test_bench_times_the_contrastive_task(tmp_path):
