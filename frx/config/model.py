@@ -91,7 +91,8 @@ class ViTConfig:
     """Attention kernel: portable XLA (batch and heads folded) or cuDNN flash attention (GPU, bfloat16)."""
     scan: bool = False
     """Run the encoder blocks as one lax.scan over their stacked parameters: one block is traced and compiled
-    instead of `depth` (faster compilation; the same values, gradients and parameter paths)."""
+    instead of `depth` (the same values, gradients and parameter paths). XLA:CPU compiles the scan slower and
+    keeps more activations than the unrolled loop (BENCHMARKS.md); remat implies it."""
     remat: bool = False
     """Recompute each encoder block's activations in the backward pass (less memory, about 1/3 more compute);
     implies scan."""
@@ -185,7 +186,7 @@ class TextConfig:
     attention: Literal["xla", "cudnn"] = "xla"
     """Attention kernel: portable XLA or cuDNN flash attention (GPU, bfloat16)."""
     scan: bool = False
-    """Run the blocks as one lax.scan over their stacked parameters (faster compilation, same numbers)."""
+    """Run the blocks as one lax.scan over their stacked parameters (one block traced; the same numbers)."""
     remat: bool = False
     """Recompute each block's activations in the backward pass; implies scan."""
     remat_policy: RematPolicy = "full"

@@ -197,7 +197,8 @@ def run_blocks(blocks, x: jax.Array, *, scan: bool = False, remat: bool = False,
     """x through each block, the residual stream pinned to the batch layout after every block.
 
     `scan` runs the blocks as one `lax.scan` over their parameters, stacked at trace time (their paths
-    stay `blocks/3/...`): one block is traced and compiled instead of `len(blocks)`.
+    stay `blocks/3/...`): one block is traced and compiled instead of `len(blocks)` (XLA:CPU compiles
+    the loop slower than the unrolled blocks and keeps more activations: BENCHMARKS.md).
     `remat` recomputes each block's activations in the backward pass: the scan's body is
     `jax.checkpoint`ed with `REMAT_POLICIES[policy]`, so the backward pass keeps each block's input,
     what the policy saves, and one block's activations. Remat always scans: a checkpoint per block in
