@@ -53,7 +53,7 @@ def _assert_same(result, reference, name: str, *, embedding_tolerance: float = 0
             np.testing.assert_array_equal(a, b, err_msg=where)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("bfloat16", marks=pytest.mark.slow)])
 def test_scan_and_every_remat_policy_give_the_unrolled_loss_and_gradients(dtype):
     """On the CPU the scan and the recomputation run the same operations on the same values: the loss and
     the gradients of every block, norm and head are bitwise the unrolled model's, in float32 and through
