@@ -105,6 +105,12 @@ def _dtypes(model) -> str:
 
 def compile_train_step(cfg: TrainConfig, mesh):
     """(compiled step, abstract state, abstract batch) for `cfg` on `mesh`, from shapes only."""
+    lowered, state, batch = lower_train_step(cfg, mesh)
+    return lowered.compile(), state, batch
+
+
+def lower_train_step(cfg: TrainConfig, mesh):
+    """(lowered step, abstract state, abstract batch): `compile_train_step` before XLA compiles it."""
     from frx import mup, sharding, tasks
     from frx import state as state_lib
     from frx.config import validate
@@ -123,7 +129,7 @@ def compile_train_step(cfg: TrainConfig, mesh):
     # Exactly what the training stream yields: the task's records plus the per-record fault codes.
     fields = schema.with_stream_fields(task.record_schema(), schema.TRAIN_STREAM_FIELDS)
     abstract_batch = schema.abstract_batch(fields, cfg.batch_size, sharding.batch_sharding(mesh))
-    return jitted.lower(spec.abstract_state, abstract_batch).compile(), spec.abstract_state, abstract_batch
+    return jitted.lower(spec.abstract_state, abstract_batch), spec.abstract_state, abstract_batch
 
 
 def memory_report(cfg: TrainConfig, mesh) -> MemoryReport:

@@ -73,7 +73,16 @@ def width_config(cfg: TrainConfig, width: int, *, scale_heads: bool = False) -> 
             f"width {width} does not keep the MLP ratio (or, with --scale_heads, the head dimension) of "
             f"width {dims.width}; use widths for which mlp_dim and heads scale to integers"
         )
-    return dataclasses.replace(cfg, model=cfg.model.with_dims(width=width, mlp_dim=mlp_dim, num_heads=heads))
+    return dataclasses.replace(cfg, model=unrolled(cfg.model.with_dims(width=width, mlp_dim=mlp_dim, num_heads=heads)))
+
+
+def unrolled(model):
+    """`model` with its blocks run as a Python loop: nnx.capture reports each block's outputs only
+    there, and --model.scan / --model.remat give the same values (tests/models/test_run_blocks.py)."""
+    off = {name: value for name, value in (("scan", False), ("remat", False), ("remat_policy", "full"))
+           if hasattr(model, name)}
+    towers = {name: unrolled(getattr(model, name)) for name in ("image", "text") if hasattr(model, name)}
+    return dataclasses.replace(model, **off, **towers)
 
 
 def fixed_batch(cfg: TrainConfig, task: tasks.Task, batch_size: int) -> dict:

@@ -50,6 +50,19 @@ def test_width_config_keeps_the_mlp_ratio_and_heads_or_head_dim():
     assert (heads.num_heads, heads.head_dim) == (8, 16)
 
 
+def test_width_config_unrolls_scanned_and_rematerialised_blocks_whose_outputs_the_check_captures():
+    from frx import presets
+
+    vit = dataclasses.replace(tiny_config().model, scan=True, remat=True, remat_policy="dots")
+    model = coord_check.width_config(dataclasses.replace(tiny_config(), model=vit), 64).model
+    assert (model.scan, model.remat, model.remat_policy, model.width) == (False, False, "full", 64)
+    clip = presets.get("clip_demo")
+    towers = dataclasses.replace(clip.model, scan=True, remat=True, text=dataclasses.replace(clip.model.text, scan=True))
+    model = coord_check.width_config(dataclasses.replace(clip, model=towers), 192).model
+    for tower in (model.image_tower(), model.text_tower()):
+        assert (tower.scan, tower.remat) == (False, False)
+
+
 @pytest.mark.slow
 def test_coord_check_passes_for_mup_and_fails_for_sp_on_a_small_vit(tmp_path, capsys):
     args = ("demo --widths 16 128 --steps 3 --seeds 2 --lr 0.01 --batch 8 --model.image_size 16 --model.patch_size 4 "

@@ -25,6 +25,17 @@ VIT_VARIANTS: dict[str, tuple[int, int, int, int]] = {
 }
 
 
+# What a rematerialised block keeps for its backward pass; frx.models.layers.REMAT_POLICIES maps the names.
+RematPolicy = Literal["full", "dots", "dots_no_batch"]
+
+
+def check_remat_policy(section, prefix: str) -> None:
+    """A policy only acts on rematerialised blocks: one set without remat would silently do nothing."""
+    if section.remat_policy != "full" and not section.remat:
+        raise ConfigError(f"{prefix}.remat_policy={section.remat_policy} applies to rematerialised blocks only; "
+                          f"add --{prefix}.remat True or drop the policy")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelDims:
     """The concrete sizes of a ViT, resolved from a variant plus overrides."""
@@ -78,8 +89,17 @@ class ViTConfig:
     float32 (frx.hardware.resolve_dtype; FRX_AUTO_DTYPE=float32|bfloat16 pins it)."""
     attention: Literal["xla", "cudnn"] = "xla"
     """Attention kernel: portable XLA (batch and heads folded) or cuDNN flash attention (GPU, bfloat16)."""
+    scan: bool = False
+    """Run the encoder blocks as one lax.scan over their stacked parameters: one block is traced and compiled
+    instead of `depth` (the same values, gradients and parameter paths). XLA:CPU compiles the scan slower and
+    keeps more activations than the unrolled loop (BENCHMARKS.md); remat implies it."""
     remat: bool = False
-    """Recompute each encoder block's activations in the backward pass (less memory, about 1/3 more compute)."""
+    """Recompute each encoder block's activations in the backward pass (less memory, about 1/3 more compute);
+    implies scan."""
+    remat_policy: RematPolicy = "full"
+    """What a rematerialised block keeps for its backward pass (needs remat): full its input only; dots every
+    matmul output (only elementwise ops are recomputed); dots_no_batch the dense layers' outputs (the attention
+    core is recomputed). frx.models.layers.REMAT_POLICIES."""
 
     def dims(self) -> ModelDims:
         """Resolves the variant string and the per-dimension overrides."""
@@ -132,6 +152,7 @@ class ViTConfig:
             raise ConfigError(f"{prefix}.rep_size must be -1 (width), 0 (off) or a size, got {self.rep_size}")
         if self.attention == "cudnn" and self.dtype == "float32":  # auto is bfloat16 on GPUs with cuDNN flash
             raise ConfigError(f"{prefix}.attention=cudnn needs --{prefix}.dtype bfloat16")
+        check_remat_policy(self, prefix)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,8 +185,12 @@ class TextConfig:
     auto as the image tower's (bfloat16 where the device has bf16 matrix units)."""
     attention: Literal["xla", "cudnn"] = "xla"
     """Attention kernel: portable XLA or cuDNN flash attention (GPU, bfloat16)."""
+    scan: bool = False
+    """Run the blocks as one lax.scan over their stacked parameters (one block traced; the same numbers)."""
     remat: bool = False
-    """Recompute each block's activations in the backward pass."""
+    """Recompute each block's activations in the backward pass; implies scan."""
+    remat_policy: RematPolicy = "full"
+    """What a rematerialised block keeps (needs remat): full, dots or dots_no_batch, as the image tower's."""
 
     @property
     def mlp_size(self) -> int:
@@ -187,6 +212,7 @@ class TextConfig:
                               f"eos or last, or --{prefix}.causal False")
         if self.attention == "cudnn" and self.dtype == "float32":  # auto is bfloat16 on GPUs with cuDNN flash
             raise ConfigError(f"{prefix}.attention=cudnn needs --{prefix}.dtype bfloat16")
+        check_remat_policy(self, prefix)
 
 
 CLIP_LOGIT_SCALE_INIT = math.log(1 / 0.07)  # CLIP paper; open_clip src/open_clip/model.py `init_logit_scale`
@@ -213,15 +239,26 @@ class TwoTowerConfig:
     """The log-scale is clamped to [0, this] after every update (open_clip: ln 100); None leaves it free (big_vision)."""
     logit_bias_init: float | None = None
     """Initial learnt logit bias (SigLIP: -10); None: no bias parameter (CLIP)."""
+    scan: bool = False
+    """Run the blocks of both towers as scans (`--model.image.scan` / `--model.text.scan` for one)."""
     remat: bool = False
     """Recompute the activations of every block of both towers in the backward pass."""
+    remat_policy: RematPolicy = "full"
+    """The rematerialisation policy of every rematerialised tower that does not set one of its own."""
 
     def image_tower(self) -> ViTConfig:
         """The image tower's ViT config: its classifier head is the projection to `embed_dim`."""
-        return dataclasses.replace(self.image, num_classes=self.embed_dim, remat=self.image.remat or self.remat)
+        return dataclasses.replace(self.image, num_classes=self.embed_dim, **self._compute_options(self.image))
 
     def text_tower(self) -> TextConfig:
-        return dataclasses.replace(self.text, remat=self.text.remat or self.remat)
+        return dataclasses.replace(self.text, **self._compute_options(self.text))
+
+    def _compute_options(self, tower) -> dict:
+        """A tower's scan and remat settings with the shortcuts for both towers applied; the shared policy
+        goes to the towers that are rematerialised."""
+        remat = tower.remat or self.remat
+        policy = self.remat_policy if remat and tower.remat_policy == "full" else tower.remat_policy
+        return dict(scan=tower.scan or self.scan, remat=remat, remat_policy=policy)
 
     @property
     def image_size(self) -> int:
@@ -257,6 +294,14 @@ class TwoTowerConfig:
                               f"--{prefix}.image.head_zeroinit False")
         if self.embed_dim <= 0:
             raise ConfigError(f"{prefix}.embed_dim must be positive, got {self.embed_dim}")
+        if self.remat_policy != "full":
+            if not (self.remat or self.image.remat or self.text.remat):
+                check_remat_policy(self, prefix)
+            for tower in ("image", "text"):
+                own = getattr(self, tower).remat_policy
+                if own not in ("full", self.remat_policy):
+                    raise ConfigError(f"{prefix}.remat_policy={self.remat_policy} and {prefix}.{tower}.remat_policy="
+                                      f"{own} disagree; set one of them")
         self.image_tower().validate(f"{prefix}.image")
         self.text_tower().validate(f"{prefix}.text")
         if self.logit_scale_max is not None and not 0 <= self.logit_scale_init <= self.logit_scale_max:

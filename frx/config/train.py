@@ -171,7 +171,8 @@ def model_fingerprint(cfg: TrainConfig) -> dict:
     if model.get("kind") == "vit":
         del model["kind"]
     for section in (model, model.get("image", {}), model.get("text", {})):  # compute only: resume with or without
-        section.pop("remat", None)
+        for name in ("scan", "remat", "remat_policy"):
+            section.pop(name, None)
     if cfg.mup.param != "sp":
         model["mup"] = to_dict(cfg.mup)
     return {"model": model}

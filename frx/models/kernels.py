@@ -14,8 +14,15 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 
 F32 = jnp.float32
+
+# The name every dense layer's output carries (jax.ad_checkpoint.checkpoint_name), so that a
+# rematerialisation policy can keep it whether or not the layer runs through a custom VJP: the
+# bfloat16 path's dot sits inside `_dense_bf16`, where `jax.checkpoint_policies.checkpoint_dots`
+# does not see it (frx.models.layers.REMAT_POLICIES).
+DENSE_OUTPUT = "dense_output"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -59,13 +66,14 @@ _dense_bf16.defvjp(_dense_bf16_fwd, _dense_bf16_bwd)
 def dense(x: jax.Array, w: jax.Array, b: jax.Array | None, dtype) -> jax.Array:
     """x (..., K) @ w (K, M) + b (M,), with matmul inputs in `dtype` and f32 accumulation.
 
-    Parameters arrive in f32 and are cast here, so their gradients come back in f32.
+    Parameters arrive in f32 and are cast here, so their gradients come back in f32. The output is
+    named `DENSE_OUTPUT` (an identity for everything but rematerialisation policies).
     """
     if jnp.dtype(dtype) == F32:
         y = jnp.einsum("...k,km->...m", x.astype(F32), w)
-        return y if b is None else y + b
+        return checkpoint_name(y if b is None else y + b, DENSE_OUTPUT)
     bias = jnp.zeros((w.shape[1],), F32) if b is None else b
-    return _dense_bf16(x.astype(dtype), w.astype(dtype), bias.astype(F32))
+    return checkpoint_name(_dense_bf16(x.astype(dtype), w.astype(dtype), bias.astype(F32)), DENSE_OUTPUT)
 
 
 # ---------------------------------------------------------------------------------------------------

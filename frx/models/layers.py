@@ -175,29 +175,52 @@ class EncoderBlock(nnx.Module):
         return x + self.mlp(self.norm2(x))
 
 
-def run_blocks(blocks, x: jax.Array, *, remat: bool = False) -> jax.Array:
+# What a rematerialised block keeps for its backward pass (`--model.remat_policy`; the names are the
+# Literal of ViTConfig.remat_policy). Each dense layer's output is also kept by name: in bfloat16 its
+# dot runs inside a custom VJP (frx.models.kernels), where the dot policies alone do not see it.
+_KEEP_DENSE = jax.checkpoint_policies.save_only_these_names(kernels.DENSE_OUTPUT)
+REMAT_POLICIES = {
+    # only each block's input; the whole block is recomputed
+    "full": jax.checkpoint_policies.nothing_saveable,
+    # every matmul output (q/k/v/out, both MLP layers, attention logits and values): only
+    # elementwise work (LayerNorm, softmax, GELU) is recomputed
+    "dots": jax.checkpoint_policies.save_from_both_policies(jax.checkpoint_policies.checkpoint_dots, _KEEP_DENSE),
+    # the dense layers' outputs, not the attention core's batched dots: the (heads x tokens x tokens)
+    # scores, softmax and attention over values are recomputed (the "selective activation
+    # recomputation" of Korthikanti et al. 2022, arXiv:2205.05198)
+    "dots_no_batch": jax.checkpoint_policies.save_from_both_policies(
+        jax.checkpoint_policies.dots_with_no_batch_dims_saveable, _KEEP_DENSE),
+}
+
+
+def run_blocks(blocks, x: jax.Array, *, scan: bool = False, remat: bool = False, policy: str = "full") -> jax.Array:
     """x through each block, the residual stream pinned to the batch layout after every block.
 
-    `remat` recomputes each block's activations in the backward pass: the blocks' parameters are
-    stacked (at trace time; their paths stay `blocks/3/...`) and run by a `lax.scan` whose body is
-    `jax.checkpoint`ed, so the backward pass keeps each block's input and one block's activations.
-    (A checkpoint per block in an unrolled loop saves nothing on XLA:CPU, whose scheduler computes
-    all recomputations up front: 4 ViT-S blocks at batch 64 needed 2.73 GiB with it, 2.62 without.)
-    Values and gradients are those of the plain loop."""
+    `scan` runs the blocks as one `lax.scan` over their parameters, stacked at trace time (their paths
+    stay `blocks/3/...`): one block is traced and compiled instead of `len(blocks)` (XLA:CPU compiles
+    the loop slower than the unrolled blocks and keeps more activations: BENCHMARKS.md).
+    `remat` recomputes each block's activations in the backward pass: the scan's body is
+    `jax.checkpoint`ed with `REMAT_POLICIES[policy]`, so the backward pass keeps each block's input,
+    what the policy saves, and one block's activations. Remat always scans: a checkpoint per block in
+    an unrolled loop saves nothing on XLA:CPU, whose scheduler computes all recomputations up front
+    (4 ViT-S blocks at batch 64 needed 2.73 GiB with it, 2.62 without).
+    Values and gradients are those of the plain loop (tests/models/test_run_blocks.py)."""
     x = constrain(x, ("batch", None, None))
-    if not remat:
+    if not (scan or remat):
         for block in blocks:
             x = constrain(block(x), ("batch", None, None))
         return x
     graphdef, first = nnx.split(blocks[0])
     states = [first] + [nnx.split(block)[1] for block in list(blocks)[1:]]
     if any(nnx.split(block)[0] != graphdef for block in blocks):
-        raise ValueError("remat scans over the blocks, which must share one structure and static settings")
+        raise ValueError("scan and remat run the blocks as one scan, so they must share one structure and static "
+                         "settings")
 
-    @jax.checkpoint
     def step(y, state):
         return constrain(nnx.merge(graphdef, state)(y), ("batch", None, None)), None
 
+    if remat:
+        step = jax.checkpoint(step, policy=REMAT_POLICIES[policy])
     stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
     return jax.lax.scan(step, x, stacked)[0]
 

@@ -52,6 +52,7 @@ class TextEncoder(nnx.Module):
         dtype = jnp.dtype(hardware.resolve_dtype(cfg.dtype))
         width = cfg.width
         self.pool, self.eos_id, self.remat = cfg.pool, cfg.eos_id, cfg.remat
+        self.scan, self.remat_policy = cfg.scan, cfg.remat_policy
         # (vocab, width) drawn with fan_out = width: N(0, 1/width), Flax's nn.Embed default.
         self.embedding = inits.param(_EMBED_INIT, rngs.params(), (cfg.vocab_size, width))
         self.pos_embedding = inits.param(_EMBED_INIT, rngs.params(), (1, cfg.context_length, width))
@@ -69,7 +70,8 @@ class TextEncoder(nnx.Module):
             raise ValueError(f"captions of {tokens_BL.shape[1]} tokens, but the text tower's context_length is "
                              f"{self.pos_embedding.shape[1]}")
         x = jnp.take(self.embedding[...], tokens_BL, axis=0) + self.pos_embedding[...]
-        tokens = self.encoder_norm(layers.run_blocks(self.blocks, x.astype(F32), remat=self.remat))
+        tokens = self.encoder_norm(layers.run_blocks(self.blocks, x.astype(F32), scan=self.scan, remat=self.remat,
+                                                    policy=self.remat_policy))
         return {"tokens": tokens, "pooled": self._pooled(tokens, tokens_BL)}
 
     def _pooled(self, x_BLD: jax.Array, tokens_BL: jax.Array) -> jax.Array:

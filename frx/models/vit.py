@@ -49,6 +49,7 @@ class ViT(nnx.Module):
         dtype = jnp.dtype(hardware.resolve_dtype(cfg.dtype))
         width, grid = dims.width, cfg.image_size // dims.patch_size
         self.pool, self.posemb_kind, self.grid, self.remat = cfg.pool, cfg.posemb, grid, cfg.remat
+        self.scan, self.remat_policy = cfg.scan, cfg.remat_policy
         block = dict(dtype=dtype, impl=cfg.attention, rngs=rngs)
 
         self.embedding = layers.PatchEmbedding(dims.patch_size, 3, width, dtype=dtype, rngs=rngs)
@@ -88,7 +89,8 @@ class ViT(nnx.Module):
         if self.pool == "tok":
             x = jnp.concatenate([jnp.broadcast_to(self.cls[...], (x.shape[0], 1, x.shape[2])), x], axis=1)
         # The residual stream is split over the batch only (data x fsdp) and whole on every device.
-        tokens = self.encoder_norm(layers.run_blocks(self.blocks, x, remat=self.remat))
+        tokens = self.encoder_norm(layers.run_blocks(self.blocks, x, scan=self.scan, remat=self.remat,
+                                                    policy=self.remat_policy))
         if self.pool == "gap":
             pooled = jnp.mean(tokens, axis=1)
         elif self.pool == "map":

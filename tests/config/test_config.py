@@ -28,6 +28,7 @@ BAD_CONFIGS = [
     (dict(model__width=126, model__num_heads=2), "sincos2d position embedding needs a width divisible by 4"),
     (dict(model__num_classes=10), "synthetic dataset has 16 classes but model.num_classes is 10"),
     (dict(model__attention="cudnn", model__dtype="float32"), "attention=cudnn needs --model.dtype bfloat16"),
+    (dict(model__remat_policy="dots"), "model.remat_policy=dots applies to rematerialised blocks only; add --model.remat True"),
     (dict(batch_size=0), "batch_size must be positive"),
     (dict(batch_size=100, grad_accum=3), "batch_size 100 is not divisible by grad_accum 3"),
     (dict(total_epochs=3.0), "give exactly one training length"),
@@ -126,6 +127,8 @@ BAD_TWO_TOWER_CONFIGS = [
     (("model.text.eos_id", 300), "model.text.eos_id 300 must lie in \\[0, model.text.vocab_size=259\\)"),
     (("model.logit_scale_init", 5.0), "model.logit_scale_init 5 lies outside the clamp \\[0, model.logit_scale_max=4.605"),
     (("model.embed_dim", 0), "model.embed_dim must be positive"),
+    (("model.remat_policy", "dots"), "model.remat_policy=dots applies to rematerialised blocks only; add --model.remat"),
+    (("model.text.remat_policy", "dots_no_batch"), "model.text.remat_policy=dots_no_batch applies to rematerialised"),
     (("contrastive.loss_impl", "chunked"), "contrastive.loss_impl=chunked is SigLIP's ring"),
     (("task", "classification"), "task classification trains a vit model, not two_tower"),
     (("data.source", "synthetic"), "task contrastive needs image-text pairs"),
@@ -157,10 +160,34 @@ def test_the_command_line_gives_flat_flags_for_each_tower():
     assert parse_train_args("demo", ["--model.width", "64"]).model.width == 64  # a ViT's flags stay flat too
 
 
-def test_remat_is_not_part_of_the_checkpoint_fingerprint():
+def test_scan_and_remat_are_not_part_of_the_checkpoint_fingerprint():
     from frx.config import model_fingerprint
 
     cfg = presets.get("clip_demo")
     remat = _replace_path(_replace_path(cfg, "model.remat", True), "model.image.remat", True)
     assert model_fingerprint(remat) == model_fingerprint(cfg)
     assert model_fingerprint(_replace_path(presets.get("demo"), "model.remat", True)) == model_fingerprint(presets.get("demo"))
+    compute = {"model.scan": True, "model.remat_policy": "dots", "model.image.scan": True, "model.text.remat": True,
+               "model.text.remat_policy": "dots", "model.image.remat_policy": "dots_no_batch"}
+    for path, value in compute.items():
+        assert model_fingerprint(_replace_path(cfg, path, value)) == model_fingerprint(cfg), path
+    demo = presets.get("demo")
+    for path, value in {"model.scan": True, "model.remat_policy": "dots_no_batch"}.items():
+        assert model_fingerprint(_replace_path(demo, path, value)) == model_fingerprint(demo), path
+    assert model_fingerprint(_replace_path(demo, "model.depth", 3)) != model_fingerprint(demo)  # the check can fail
+
+
+def test_the_two_towers_scan_and_remat_shortcuts_reach_the_towers_that_do_not_set_their_own():
+    cfg = presets.get("clip_demo").model
+    both = dataclasses.replace(cfg, scan=True, remat=True, remat_policy="dots")
+    for tower in (both.image_tower(), both.text_tower()):
+        assert (tower.scan, tower.remat, tower.remat_policy) == (True, True, "dots")
+    image_only = dataclasses.replace(cfg, remat_policy="dots_no_batch", image=dataclasses.replace(cfg.image, remat=True))
+    image_only.validate()
+    assert (image_only.image_tower().remat, image_only.image_tower().remat_policy) == (True, "dots_no_batch")
+    assert (image_only.text_tower().remat, image_only.text_tower().remat_policy) == (False, "full")
+    own = dataclasses.replace(both, remat_policy="full", text=dataclasses.replace(cfg.text, remat_policy="dots_no_batch"))
+    assert (own.image_tower().remat_policy, own.text_tower().remat_policy) == ("full", "dots_no_batch")
+    with pytest.raises(ConfigError, match="^model.remat_policy=dots and model.text.remat_policy=dots_no_batch "
+                                          "disagree; set one of them$"):
+        dataclasses.replace(own, remat_policy="dots").validate()

@@ -92,3 +92,11 @@ def test_rematerialised_blocks_give_identical_loss_and_gradients():
     np.testing.assert_array_equal(remat[0], plain[0])
     for a, b in zip(jax.tree.leaves(remat[1]), jax.tree.leaves(plain[1])):
         np.testing.assert_array_equal(a, b)
+    scanned = dataclasses.replace(cfg, scan=True, remat_policy="dots_no_batch", image=dataclasses.replace(
+        cfg.image, remat=True))  # the image tower rematerialised under the shared policy, the text tower scanned
+    assert scanned.text_tower().scan and not scanned.text_tower().remat
+    assert scanned.image_tower().remat_policy == "dots_no_batch"
+    scanned = loss_and_grads(scanned)
+    np.testing.assert_array_equal(scanned[0], plain[0])
+    for a, b in zip(jax.tree.leaves(scanned[1]), jax.tree.leaves(plain[1])):
+        np.testing.assert_array_equal(a, b)
