@@ -71,7 +71,7 @@ BAD_CONFIGS = [
      "data.synthetic.num_shapes must lie in 1..8, got 9"),
     (dict(data__synthetic=dataclasses.replace(presets.get("demo").data.synthetic, train_size=0)),
      "data.synthetic.train_size must be >= 1"),
-    (dict(data__workers=-1), "data.workers and data.threads must be >= 0"),
+    (dict(data__workers=-1), r"data.workers \(a number or auto\) and data.threads must be >= 0"),
     (dict(ckpt__keep=0), "ckpt.keep >= 1"),
     (dict(ckpt__every_minutes=-5.0), "ckpt.every_minutes must be >= 0"),
     (dict(ckpt__keep_every_steps=300), "ckpt.keep_every_steps=300 must be a multiple of ckpt.every_steps=200"),
