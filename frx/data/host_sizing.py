@@ -1,10 +1,11 @@
 """`--data.workers auto`: how many host worker processes a run's input pipeline gets, from a measurement.
 
-At start-up the host ops of the training split (decode, crop, flip, ...) run on its first records,
-once on one thread and once on `data.threads` threads of this process. Decoders that release the GIL
-(simplejpeg, OpenCV, most of NumPy) scale with threads; then worker processes would add only start-up
-time, memory and a copy of every batch. A pipeline that holds the GIL (PIL filters, Python-level ops)
-stops near one core however many threads it has; then processes are how it reaches the other cores.
+At start-up (not on a CPU backend, where the answer is always 0) the host ops of the training split
+(decode, crop, flip, ...) run on its first records, once on one thread and once on `data.threads`
+threads of this process. Decoders that release the GIL (simplejpeg, OpenCV, most of NumPy) scale with
+threads; then worker processes would add only start-up time, memory and a copy of every batch. A
+pipeline that holds the GIL (PIL filters, Python-level ops) stops near one core however many threads
+it has; then processes are how it reaches the other cores.
 
 The decision (`choose_workers`):
 - CPU backend: 0. The train step's XLA threads already use every core; processes would compete with it.
@@ -28,6 +29,7 @@ import numpy as np
 # A pipeline faster than this per process (records/s on its threads) never needs worker processes:
 # arrays already decoded, or augmentation done on the device.
 TRIVIAL_RATE = 20_000.0
+CPU_BACKEND = "CPU backend: the step uses every core"
 THREADS_SCALE = 0.6  # threads reaching this fraction of linear speed-up count as scaling
 HEADROOM = 1.2  # a target rate is covered with this margin
 
@@ -81,7 +83,7 @@ def choose_workers(m: HostMeasurement, *, backend: str, target_records_per_s: fl
     """(worker processes, the reason in a few words) for measurement `m` (see the module docstring)."""
     spare = max(m.cores - 1, 0)
     if backend == "cpu":
-        return 0, "CPU backend: the step uses every core"
+        return 0, CPU_BACKEND
     if m.threaded_records_per_s >= TRIVIAL_RATE:
         return 0, "host ops are trivially cheap"
     if target_records_per_s is not None:
@@ -104,6 +106,8 @@ def resolve(setting: int | str, source, host_fn, *, threads: int, backend: str,
     """`data.workers` as a number: itself, or for "auto" the measured choice and its description."""
     if setting != "auto":
         return int(setting), None
+    if backend == "cpu":  # the answer does not depend on the measurement: spare the start-up second
+        return 0, f"data.workers auto -> 0 ({CPU_BACKEND}; not measured)"
     m = measure(source, host_fn, threads=threads)
     workers, reason = choose_workers(m, backend=backend, target_records_per_s=target_records_per_s)
     return workers, describe(m, workers, reason)
