@@ -328,6 +328,19 @@ def default_axes(sweep: Sweep, x: str | None = None) -> tuple[str, str | None, s
     return x, series, panels
 
 
+def group_means(rows: list[dict], keys: tuple[str | None, ...], metric: str) -> dict:
+    """{(value of each key, None for a None key): (mean metric, n runs)} over the finished runs; a group
+    where any finished run diverged or failed has mean nan. Runs that have not finished are left out."""
+    groups: dict = {}
+    for row in rows:
+        if row.get("status") in ("pending", "running"):
+            continue
+        value = row.get(metric)
+        ok = row.get("status") == "ok" and isinstance(value, (int, float)) and math.isfinite(value)
+        groups.setdefault(tuple(row.get(k) if k else None for k in keys), []).append(value if ok else float("nan"))
+    return {key: (sum(values) / len(values), len(values)) for key, values in groups.items()}
+
+
 def curves(rows: list[dict], *, x: str, series: str | None, panels: str | None, metric: str,
            best_over: str | None = None) -> dict:
     """{panel: {series: [(x, mean metric over the other varied keys, n runs)]}}, sorted by x.
@@ -336,24 +349,14 @@ def curves(rows: list[dict], *, x: str, series: str | None, panels: str | None, 
     has mean nan. With `best_over` (a second swept field, e.g. mup.init_std_mult against optim.lr)
     each point is the best of the means over that field's values: the curve with it tuned.
     """
-    groups: dict = {}
-    for row in rows:
-        if row.get("status") in ("pending", "running"):
-            continue
-        key = (row.get(panels) if panels else None, row.get(series) if series else None, row[x],
-               row.get(best_over) if best_over else None)
-        value = row.get(metric)
-        ok = row.get("status") == "ok" and isinstance(value, (int, float)) and math.isfinite(value)
-        groups.setdefault(key, []).append(value if ok else float("nan"))
-    tuned: dict = {}
     pick = max if metric.endswith("acc") else min
-    for (panel, serie, xv, _), values in groups.items():
-        mean = sum(values) / len(values)
+    tuned: dict = {}
+    for (panel, serie, xv, _), (mean, n) in group_means(rows, (panels, series, x, best_over), metric).items():
         previous = tuned.get((panel, serie, xv))
-        if previous is not None and (not math.isfinite(mean) or pick(previous[0], mean) == previous[0]):
-            if math.isfinite(previous[0]):
-                continue
-        tuned[(panel, serie, xv)] = (mean, len(values))
+        # a finite mean beats nan; among finite ones the best wins (the first on a tie)
+        if previous is None or not math.isfinite(previous[0]) or (
+                math.isfinite(mean) and pick(previous[0], mean) != previous[0]):
+            tuned[(panel, serie, xv)] = (mean, n)
     out: dict = {}
     for (panel, serie, xv), (mean, n) in tuned.items():
         out.setdefault(panel, {}).setdefault(serie, []).append((xv, mean, n))

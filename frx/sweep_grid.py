@@ -29,17 +29,9 @@ def second_axis(sweep: sweep_lib.Sweep, x: str) -> str | None:
 
 def grids(rows: list[dict], *, x: str, y: str, series: str | None, panels: str | None, metric: str) -> dict:
     """{panel: {series: {(x, y): mean metric over the other varied keys}}}."""
-    groups: dict = {}
-    for row in rows:
-        if row.get("status") in ("pending", "running"):
-            continue
-        key = (row.get(panels) if panels else None, row.get(series) if series else None, row[x], row[y])
-        value = row.get(metric)
-        ok = row.get("status") == "ok" and isinstance(value, (int, float)) and math.isfinite(value)
-        groups.setdefault(key, []).append(value if ok else float("nan"))
     out: dict = {}
-    for (panel, serie, xv, yv), values in groups.items():
-        out.setdefault(panel, {}).setdefault(serie, {})[xv, yv] = sum(values) / len(values)
+    for (panel, serie, xv, yv), (mean, _) in sweep_lib.group_means(rows, (panels, series, x, y), metric).items():
+        out.setdefault(panel, {}).setdefault(serie, {})[xv, yv] = mean
     return out
 
 
