@@ -9,7 +9,7 @@ does not install beside the CPU torch); `--impl torchvision` runs torchvision it
 ships, re-encoded as 500x375 / 375x500 JPEGs (quality 90), so both sides read the same bytes.
 Each measurement is pinned to one core with one thread.
 
-    python benchmarks/host_pipeline.py --make-images /tmp/frx_jpegs          # once
+    python benchmarks/host_pipeline.py --make-images /tmp/frx_jpegs          # once (--quality 98: ~105 KiB)
     python benchmarks/host_pipeline.py --images /tmp/frx_jpegs --impl frx
     /path/to/torch-venv/bin/python benchmarks/host_pipeline.py --images /tmp/frx_jpegs --impl torchvision
 
@@ -31,7 +31,7 @@ import time
 from cpu_load import busy_seconds, own_cpu_seconds
 
 
-def make_images(folder: str, count: int = 200, seed: int = 0) -> None:
+def make_images(folder: str, count: int = 200, seed: int = 0, quality: int = 90) -> None:
     import numpy as np
     from matplotlib import cbook
     from PIL import Image
@@ -48,7 +48,7 @@ def make_images(folder: str, count: int = 200, seed: int = 0) -> None:
         image = photo.crop((x, y, x + w, y + h)).resize(size, Image.BICUBIC)
         if i % 2:
             image = image.transpose(Image.FLIP_LEFT_RIGHT)
-        image.save(os.path.join(folder, f"{i:04d}.jpg"), quality=90)
+        image.save(os.path.join(folder, f"{i:04d}.jpg"), quality=quality)
 
 
 def _pipelines(impl: str):
@@ -71,12 +71,12 @@ def _pipelines(impl: str):
 
         def reference(fn):  # the same op with the compiled paths off: Pillow decode, NumPy resize
             def run(data, rng):
-                saved = fast_image.cv2, fast_image.simplejpeg
-                fast_image.cv2 = fast_image.simplejpeg = None
+                saved = fast_image.cv2, fast_image.simplejpeg, fast_image._jpeg_crop
+                fast_image.cv2 = fast_image.simplejpeg = fast_image._jpeg_crop = None
                 try:
                     return fn(data, rng)
                 finally:
-                    fast_image.cv2, fast_image.simplejpeg = saved
+                    fast_image.cv2, fast_image.simplejpeg, fast_image._jpeg_crop = saved
             return run
 
         def pil_rrc(data, rng):
@@ -91,11 +91,16 @@ def _pipelines(impl: str):
                     out = out.transpose(Image.FLIP_LEFT_RIGHT)
                 return np.asarray(out)
 
-        inception = image_fn("decode|inception_crop(224)|flip_lr")
         return {"decode only (PIL)": decode,
-                "decode only (frx: simplejpeg)": image_fn("decode"),
-                "frx decode + inception_crop(224) + flip_lr": inception,
-                "frx decode + inception_crop(224) + flip_lr, reference (Pillow + NumPy)": reference(inception),
+                "decode only (frx: libjpeg, TF's default fast DCT)": image_fn("decode"),
+                "decode only (frx: libjpeg, precise=True)": image_fn("decode(precise=True)"),
+                # a floor on any exact decode: the entropy decoding of every block, with 1/64 of the IDCT
+                "entropy decoding ceiling (libjpeg at 1/8 scale)": lambda data, rng: fast_image.decode_scaled(data, 8),
+                "frx decode_jpeg_and_inception_crop(224) + flip_lr (window decode)":
+                    image_fn("decode_jpeg_and_inception_crop(224)|flip_lr"),
+                "frx decode + inception_crop(224) + flip_lr (full decode)": image_fn("decode|inception_crop(224)|flip_lr"),
+                "frx decode(precise=True) + inception_crop(224) + flip_lr, reference (Pillow + NumPy)":
+                    reference(image_fn("decode(precise=True)|inception_crop(224)|flip_lr")),
                 "frx decode + random_resized_crop(224) + flip_lr": image_fn("decode|random_resized_crop(224)|flip_lr"),
                 "frx decode_jpeg_and_inception_crop(224, dct=True) + flip_lr":
                     image_fn("decode_jpeg_and_inception_crop(224, dct=True)|flip_lr"),
@@ -147,9 +152,10 @@ def main() -> None:
     parser.add_argument("--impl", choices=["frx", "torchvision"], default="frx")
     parser.add_argument("--passes", type=int, default=5)
     parser.add_argument("--core", type=int, default=0)
+    parser.add_argument("--quality", type=int, default=90, help="JPEG quality of --make-images (98: ~105 KiB)")
     args = parser.parse_args()
     if args.make_images:
-        make_images(args.make_images)
+        make_images(args.make_images, quality=args.quality)
         print(f"wrote 200 JPEGs to {args.make_images}")
         return
     files = sorted(os.listdir(args.images))

@@ -10,7 +10,7 @@
     frx coord-check mlp|cnn --loss xent|l2 --optimizer adam|sgd --widths 64 256 1024 --param mup|sp
     frx sweep FILE.toml [--parallel N]
     frx presets
-    frx data preview [ROOT] --pp "decode|inception_crop(224)|flip_lr|randaug(2, 10)"
+    frx data preview [ROOT] --pp "decode_jpeg_and_inception_crop(224)|flip_lr|randaug(2, 10)"
     frx data spectrum [--draws N] [--exact]
     frx export WORKDIR --to timm|safetensors|big_vision OUT [--check]
     frx runs [DIR] [--where FIELD<VALUE ...]
@@ -328,7 +328,7 @@ def cmd_data(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="tool", required=True)
     p = sub.add_parser("preview", help="write a PNG grid of augmented samples")
     p.add_argument("root", nargs="?", help="image folder, TFDS data dir or tar shard pattern (none: synthetic)")
-    p.add_argument("--pp", default="decode|inception_crop(224)|flip_lr|randaug(2, 10)|value_range(-1, 1)",
+    p.add_argument("--pp", default="decode_jpeg_and_inception_crop(224)|flip_lr|randaug(2, 10)|value_range(-1, 1)",
                    help="preprocessing op string (host ops, then device ops)")
     p.add_argument("--source", default="auto", choices=["auto", "synthetic", "digits", "folder", "tfds", "tar"])
     p.add_argument("--split", default="train")

@@ -41,7 +41,7 @@ from frx import mup as mup_lib
 from frx import state as state_lib
 from frx.config import ConfigError, TrainConfig, from_dict, model_fingerprint, to_dict, validate
 from frx.config import changes as config_changes
-from frx.data import host_sizing, pipeline
+from frx.data import fast_image, host_sizing, pipeline
 from frx.data.sources import EVAL_SPLITS, make_sources
 from frx.run_lock import RunLock
 from frx.step import jit_train_step
@@ -166,6 +166,9 @@ class _Run:
                                               threads=cfg.data.threads, backend=jax.default_backend())
         if sizing:
             self.say(sizing)
+        if any(op.name == "decode_jpeg_and_inception_crop" for op in run.task.train_pp.host) and not fast_image.has_crop_decode():
+            self.say("decode_jpeg_and_inception_crop: frx.data._jpeg_crop was not compiled at install time, so windows "
+                     "are cropped from a full decode (TF's pixels except each window's edge columns; docs/data.md#decoding)")
         self.data_workers = workers
         self.data_iter = pipeline.make_train_iterator(train_ds, threads=cfg.data.threads, workers=workers)
 
@@ -241,6 +244,7 @@ class _Run:
             "compute_dtype": hardware.resolve_dtype(_dtype_setting(self.cfg)), "dtype_setting": _dtype_setting(self.cfg),
             "cpu": hardware.cpu_info(),  # model and the flags that decide auto (avx512_bf16, amx_bf16)
             "data_workers": self.data_workers,  # after data.workers auto
+            "host_paths": fast_image.backends(),  # which compiled decoders and resizers the host ops used
         })
 
     def _evaluate(self, step: int, state) -> dict[str, float]:

@@ -69,24 +69,29 @@ def _report(kind: str) -> None:
         seen.append(kind)
 
 
-def decode_image(data, max_pixels: int | None = None) -> np.ndarray:
+def decode_image(data, max_pixels: int | None = None, precise: bool = False) -> np.ndarray:
     """Encoded bytes or an array -> uint8 RGB HxWx3; raises BadImage for data that cannot be used.
-    `max_pixels` None means DEFAULT_MAX_PIXELS (what the `decode` op passes when not given one)."""
+    `max_pixels` None means DEFAULT_MAX_PIXELS (what the `decode` op passes when not given one).
+    JPEGs decode with TF's default fast integer DCT, or the accurate one when `precise`
+    (frx.data.fast_image); CMYK JPEGs, which only Pillow converts, always get the accurate one."""
     if max_pixels is None:
         max_pixels = DEFAULT_MAX_PIXELS
     if isinstance(data, (bytes, bytearray, memoryview)):
-        return _decode_bytes(bytes(data), max_pixels)
+        return _decode_bytes(bytes(data), max_pixels, precise)
     return _array_to_rgb(np.asarray(data))
 
 
-def _decode_bytes(data: bytes, max_pixels: int) -> np.ndarray:
+def _decode_bytes(data: bytes, max_pixels: int, precise: bool) -> np.ndarray:
     from PIL import Image
 
     from frx.data import fast_image
 
-    fast = fast_image.decode_jpeg(data, max_pixels)  # libjpeg-turbo: the same pixels as below, faster
+    fast = fast_image.decode_jpeg(data, max_pixels, precise)  # libjpeg-turbo as TF calls it
     if fast is not None:
-        return fast
+        pixels, colourspace = fast
+        if colourspace == "Gray":
+            _report("grey")
+        return pixels
     if not data:
         raise BadImage("empty", "zero bytes")
     try:

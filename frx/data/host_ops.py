@@ -110,13 +110,14 @@ def _resizer(method: str):
 
 
 @host_op("decode")
-def decode(max_pixels: int | None = None):
+def decode(max_pixels: int | None = None, precise: bool = False):
     """Encoded bytes (JPEG, PNG, ...) or an array -> uint8 RGB. Images with more than `max_pixels`
     pixels are refused from their header (frx.data.decode); a training run passes data.max_pixels,
-    other callers get Pillow's limit, 89,478,485."""
+    other callers get Pillow's limit, 89,478,485. JPEGs decode as TF's decode_image does, with its
+    default fast integer DCT; `precise=True` is big_vision's INTEGER_ACCURATE (Pillow's pixels)."""
     if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels < 1):
         raise ConfigError(f"decode: max_pixels must be a positive int, got {max_pixels!r}")
-    return lambda image, rng: decode_image(image, max_pixels)
+    return lambda image, rng: decode_image(image, max_pixels, precise)
 
 
 @host_op("resize")
@@ -198,32 +199,35 @@ def inception_crop(size=None, area_min: float = 5, area_max: float = 100, ratio_
 @host_op("decode_jpeg_and_inception_crop")
 def decode_jpeg_and_inception_crop(size=None, area_min: float = 5, area_max: float = 100, ratio_min: float = 0.75,
                                    ratio_max: float = 1.33, method: str = "bilinear", max_pixels: int | None = None,
-                                   dct: bool = False):
-    """big_vision's fused op, spelled as decode followed by `inception_crop` (same crop law; the
-    pixels come from a full decode rather than libjpeg's cropped decode). `dct=True` (opt-in, not
-    TF's pixels): when the box is at least 2x `size` on both sides, the JPEG is decoded at 1/2, 1/4
-    or 1/8 scale in the DCT domain (frx.data.fast_image.dct_scale) and the scaled box is resized."""
-    crop, decoded = inception_crop(size, area_min, area_max, ratio_min, ratio_max, method), decode(max_pixels)
-    if not dct:
-        return lambda image, rng: crop(decoded(image, rng), rng)
-    if size is None:
+                                   precise: bool = False, dct: bool = False):
+    """big_vision's fused op: the box of `inception_crop` drawn from the JPEG's header, then only
+    that window decoded, as TF's decode_and_crop_jpeg does (frx.data.fast_image.decode_jpeg_crop:
+    TF's pixels, with its default fast DCT unless `precise`). Anything else (PNG, CMYK or greyscale
+    JPEGs, a decoding problem, or frx installed without its libjpeg module) is decoded whole and then
+    cropped: the same box, and the same pixels but for the window's outermost columns of
+    chroma-subsampled JPEGs. `dct=True` (opt-in, not TF's pixels): when the box is at least 2x
+    `size` on both sides, the JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain
+    (frx.data.fast_image.dct_scale) and the scaled box is resized."""
+    crop, decoded = inception_crop(size, area_min, area_max, ratio_min, ratio_max, method), decode(max_pixels, precise)
+    if dct and size is None:
         raise ConfigError("decode_jpeg_and_inception_crop: dct=True needs a size to scale towards")
-    out_h, out_w = _as_pair(size)
     area_range, resizer = (area_min / 100, area_max / 100), _resizer(method)
 
     def run(image, rng: np.random.Generator):
         shape = fast_image.jpeg_shape(image) if isinstance(image, bytes) else None
-        if shape is None or shape[0] * shape[1] > (max_pixels or DEFAULT_MAX_PIXELS):  # the exact op reads or refuses it
-            return crop(decoded(image, rng), rng)
-        height, width, _ = shape
-        y, x, h, w = inception_crop_box(rng, height, width, area_range, (ratio_min, ratio_max))
-        d = fast_image.dct_scale(height, width, h, w, out_h, out_w)
-        if d == 1:
-            full = decoded(image, rng)
-            return _to_uint8(resizer(full[y : y + h, x : x + w], size))
-        small = fast_image.decode_scaled(image, d)
-        box = small[y // d : -(-(y + h) // d), x // d : -(-(x + w) // d)]
-        return _to_uint8(resizer(box, size))
+        if shape is None or shape[0] * shape[1] > (max_pixels or DEFAULT_MAX_PIXELS):  # the full decoder reads or refuses it
+            return crop(decoded(image, rng), rng)  # decoding draws nothing: the box is the same
+        height, width, colourspace = shape
+        y, x, h, w = box = inception_crop_box(rng, height, width, area_range, (ratio_min, ratio_max))
+        d = fast_image.dct_scale(height, width, h, w, *_as_pair(size)) if dct else 1
+        if d > 1:
+            small = fast_image.decode_scaled(image, d, precise)
+            window = small[y // d : -(-(y + h) // d), x // d : -(-(x + w) // d)]
+        else:
+            window = fast_image.decode_jpeg_crop(image, box, precise) if colourspace != "Gray" else None
+            if window is None:  # greyscale (reported as a conversion), no compiled module, or a libjpeg problem
+                window = decoded(image, rng)[y : y + h, x : x + w]
+        return window if size is None else _to_uint8(resizer(window, size))
 
     return run
 

@@ -52,7 +52,7 @@ def extreme_demo() -> TrainConfig:
 # TreeOfLife-10M: ~454K taxa (BioCLIP's count); the exact number is the run's label index size, which
 # the first start reports if it differs. 454,104 is a multiple of 8, so a sharded head splits evenly.
 TOL_CLASSES = 454_104
-TOL_TRAIN = "decode|inception_crop(224)|flip_lr|randaug(2, 10)|value_range(-1, 1)"
+TOL_TRAIN = "decode_jpeg_and_inception_crop(224)|flip_lr|randaug(2, 10)|value_range(-1, 1)"
 TOL_EVAL = "decode|resize_small(256)|central_crop(224)|value_range(-1, 1)"
 
 

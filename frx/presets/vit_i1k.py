@@ -29,7 +29,7 @@ from frx.config import (
     ViTConfig,
 )
 
-I1K_TRAIN = "decode|inception_crop(224)|flip_lr|randaug(2, 10)|value_range(-1, 1)"
+I1K_TRAIN = "decode_jpeg_and_inception_crop(224)|flip_lr|randaug(2, 10)|value_range(-1, 1)"
 I1K_EVAL = "decode|resize_small(256)|central_crop(224)|value_range(-1, 1)"
 
 

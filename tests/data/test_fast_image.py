@@ -21,15 +21,19 @@ def _jpeg(pixels: np.ndarray, **save) -> bytes:
 
 
 @pytest.mark.parametrize("subsampling", [0, 2])  # 4:4:4 and 4:2:0
-def test_jpeg_decoding_gives_pillows_pixels(photo, subsampling):
+def test_precise_jpeg_decoding_gives_pillows_pixels(photo, subsampling):
     data = _jpeg(photo[:375, :500], quality=90, subsampling=subsampling)
-    fast = fast_image.decode_jpeg(data, decode.DEFAULT_MAX_PIXELS)
+    fast, colourspace = fast_image.decode_jpeg(data, decode.DEFAULT_MAX_PIXELS, precise=True)
+    assert colourspace == "YCbCr"
     np.testing.assert_array_equal(fast, np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
 
 
 def test_other_jpegs_go_through_the_reference_with_their_reasons(photo):
     grey = _jpeg(photo[:64, :64, 0])
-    assert fast_image.decode_jpeg(grey, decode.DEFAULT_MAX_PIXELS) is None  # greyscale: reported as a conversion
+    with decode.conversions() as seen:
+        pixels = decode.decode_image(grey)  # libjpeg turns greyscale into RGB as TF does; still a conversion
+    assert seen == ["grey"] and pixels.shape == (64, 64, 3)
+    np.testing.assert_array_equal(pixels[..., 0], pixels[..., 2])
     cmyk = io.BytesIO()
     Image.fromarray(photo[:32, :32]).convert("CMYK").save(cmyk, format="JPEG")
     assert fast_image.decode_jpeg(cmyk.getvalue(), decode.DEFAULT_MAX_PIXELS) is None
@@ -104,4 +108,4 @@ def test_without_opencv_and_simplejpeg_the_ops_use_the_references(photo, monkeyp
     crop = photo[:100, :120]
     np.testing.assert_array_equal(host_ops._bilinear(crop, 32), host_ops.resize_bilinear(crop, 32))
     assert fast_image.decode_jpeg(_jpeg(crop), decode.DEFAULT_MAX_PIXELS) is None
-    assert fast_image.backends() == {"decode": "Pillow", "resize": "NumPy"}
+    assert fast_image.backends() == {"decode": "Pillow", "decode window": "full decode, then crop", "resize": "NumPy"}

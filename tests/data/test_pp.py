@@ -26,7 +26,7 @@ def test_op_strings_are_checked_before_running():
 
 def test_the_i1k_preset_pipeline_splits_into_host_and_device_ops():
     pp = make_pipeline(vit_i1k.I1K_TRAIN)
-    assert [c.name for c in pp.host] == ["decode", "inception_crop", "flip_lr"]
+    assert [c.name for c in pp.host] == ["decode_jpeg_and_inception_crop", "flip_lr"]
     assert [c.name for c in pp.device] == ["randaug", "value_range"]
 
 

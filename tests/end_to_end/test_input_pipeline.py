@@ -14,6 +14,7 @@ from frx.config import (
     EvalConfig,
     ScheduleConfig,
 )
+from frx.data import fast_image
 from frx.train import train
 from tests.support.configs import tiny_config
 from tests.support.data_fixtures import class_label_feature, encode_image, write_tfds_dataset
@@ -58,7 +59,7 @@ def test_a_tfds_run_trains_and_scores_val_minival_v2_and_real(tmp_path, photo):
     cfg = tiny_config(
         workdir=tmp_path / "run", total_steps=3,
         data=DataConfig(source="tfds", root=str(tmp_path), real_json=str(tmp_path / "real.json"), minival_fraction=0.125,
-                        pp_train="decode|inception_crop(16)|flip_lr|randaug(2, 10)|value_range(-1, 1)",
+                        pp_train="decode_jpeg_and_inception_crop(16)|flip_lr|randaug(2, 10)|value_range(-1, 1)",
                         pp_eval="decode|resize_small(18)|central_crop(16)|value_range(-1, 1)", mixup_p=0.2, threads=1),
         eval=EvalConfig(every_steps=0, at_start=False, splits=("val", "minival", "v2", "real")),
     )
@@ -66,3 +67,4 @@ def test_a_tfds_run_trains_and_scores_val_minival_v2_and_real(tmp_path, photo):
     assert {k for k in results if k.endswith("/acc")} == {f"eval/{s}/acc" for s in ("val", "minival", "v2", "real")}
     info = json.loads((tmp_path / "run" / "run_info.json").read_text())
     assert info["train_size"] == 56  # train[:87.5%] of 64
+    assert info["host_paths"] == fast_image.backends()  # which decoders the JPEGs went through
