@@ -122,9 +122,13 @@ def datasheet_peak_flops(device_kind: str) -> float | None:
 
 
 @functools.lru_cache(maxsize=4)
-def measured_matmul_flops(dtype: str = "float32", size: int = 1024, repeats: int = 5) -> float:
-    """FLOP/s of the best of `repeats` (size x size) @ (size x size) matmuls, one on every local device
-    at once (the layout of a data-parallel step)."""
+def measured_matmul_flops(dtype: str = "float32", size: int = 1024, repeats: int = 5, min_seconds: float = 0.25) -> float:
+    """FLOP/s of the best of at least `repeats` (size x size) @ (size x size) matmuls, and of as many as
+    fit in `min_seconds` (one slow spell of a shared machine then cannot set the peak), one on every
+    local device at once (the layout of a data-parallel step). The matmul accumulates and returns f32,
+    as frx's dense layers write it (frx.models.kernels): XLA:CPU runs a bf16 dot on its fast path only
+    in that form, and a bf16-output dot, upcast to f32, would halve the bfloat16 peak on CPUs with
+    bf16 units and so double the MFU."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -134,13 +138,14 @@ def measured_matmul_flops(dtype: str = "float32", size: int = 1024, repeats: int
     mesh = jax.sharding.Mesh(np.array(devices), ("d",))
     sharded = NamedSharding(mesh, PartitionSpec("d"))
     x = jax.device_put(jnp.ones((len(devices), size, size), dtype), sharded)
-    matmul = jax.jit(lambda a: jnp.einsum("bij,bjk->bik", a, a), out_shardings=sharded)
+    matmul = jax.jit(lambda a: jnp.einsum("bij,bjk->bik", a, a, preferred_element_type=jnp.float32),
+                     out_shardings=sharded)
     jax.block_until_ready(matmul(x))
-    best = float("inf")
-    for _ in range(repeats):
+    best, runs, began = float("inf"), 0, time.perf_counter()
+    while runs < repeats or time.perf_counter() - began < min_seconds:
         start = time.perf_counter()
         jax.block_until_ready(matmul(x))
-        best = min(best, time.perf_counter() - start)
+        best, runs = min(best, time.perf_counter() - start), runs + 1
     return 2 * size**3 * len(devices) / best
 
 

@@ -30,6 +30,7 @@ from frx import (
     models,
     preemption,
     preflight,
+    process_env,
     runs,
     schedules,
     sharding,
@@ -376,7 +377,9 @@ def _dtype_setting(cfg: TrainConfig) -> str:
 
 def _machine() -> str:
     device = jax.devices()[0]
-    return f"CPU {hardware.describe_cpu()}" if device.platform == "cpu" else device.device_kind
+    if device.platform != "cpu":
+        return device.device_kind
+    return f"CPU {hardware.describe_cpu()}, {process_env.describe_allocator(dict(os.environ))}"
 
 
 def _progress_bar(cfg, start, total, is_main):

@@ -36,8 +36,21 @@ def test_cpu_info_reads_this_machine():
 
 
 def test_measured_cpu_peak_is_positive_and_below_a_generous_bound():
-    flops_per_s = hardware.measured_matmul_flops("float32", size=256, repeats=2)
+    flops_per_s = hardware.measured_matmul_flops("float32", size=256, repeats=2, min_seconds=0.01)
     assert 1e8 < flops_per_s < 1e14
+
+
+def test_the_bfloat16_peak_is_measured_on_the_dot_frx_runs(monkeypatch):
+    """bf16 x bf16 -> f32, as frx.models.kernels writes its dots: a bf16-output matmul runs upcast to
+    f32 on XLA:CPU, and a peak measured on it would be half the real one where bf16 units exist."""
+    import jax.numpy as jnp
+
+    seen = []
+    einsum = jnp.einsum
+    monkeypatch.setattr(jnp, "einsum", lambda *a, **k: seen.append((a[1].dtype, k)) or einsum(*a, **k))
+    hardware.measured_matmul_flops.cache_clear()
+    hardware.measured_matmul_flops("bfloat16", size=64, repeats=1, min_seconds=0)
+    assert seen and all(dtype == jnp.bfloat16 and k["preferred_element_type"] == jnp.float32 for dtype, k in seen)
 
 
 def test_auto_dtype_follows_the_device_unless_pinned(monkeypatch):

@@ -22,6 +22,16 @@ def test_tcmalloc_is_preloaded_when_installed(monkeypatch):
     assert changes["TCMALLOC_RELEASE_RATE"] == "0" and "GLIBC_TUNABLES" not in changes
 
 
+def test_the_run_header_names_the_allocator_and_the_package_that_is_missing(monkeypatch):
+    preload = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+    assert process_env.describe_allocator({"LD_PRELOAD": preload}) == "tcmalloc"
+    monkeypatch.setattr(process_env, "find_tcmalloc", lambda: None)
+    tuned = process_env.describe_allocator({"GLIBC_TUNABLES": process_env.GLIBC_TUNABLES})
+    assert tuned.startswith("glibc malloc, tuned; install libtcmalloc-minimal4")
+    monkeypatch.setattr(process_env, "find_tcmalloc", lambda: preload)  # installed, but FRX_MALLOC=system chosen
+    assert process_env.describe_allocator({}) == "system malloc"
+
+
 def test_user_choices_of_device_count_are_kept(monkeypatch):
     monkeypatch.setattr(process_env, "find_tcmalloc", lambda: None)
     assert "JAX_NUM_CPU_DEVICES" not in process_env.fast_cpu_environment({"JAX_NUM_CPU_DEVICES": "4"})

@@ -9,7 +9,7 @@ Numerics:
   big_vision's `decode` and `decode_jpeg_and_inception_crop` get; `precise=True` is the accurate
   integer DCT (JDCT_ISLOW, TF's INTEGER_ACCURATE, big_vision's `decode(precise=True)`), which is
   also what Pillow decodes with. Both are bit-identical to TF's outputs (tests/data/test_jpeg_crop.py
-  keeps TF's pixels as a fixture). YCbCr, RGB and greyscale JPEGs take this path; CMYK and anything
+  checks them against digests of TF's own, tests/data/reference/). YCbCr, RGB and greyscale JPEGs take this path; CMYK and anything
   that fails go through frx.data.decode, which converts or refuses them with a reason.
 - Decoding a window (`decode_jpeg_crop`, TF's decode_and_crop_jpeg): libjpeg skips the inverse DCT
   outside the window and never reads the rows below it. Its pixels equal a full decode's except in
