@@ -205,9 +205,9 @@ def decode_jpeg_and_inception_crop(size=None, area_min: float = 5, area_max: flo
     TF's pixels, with its default fast DCT unless `precise`). Anything else (PNG, CMYK or greyscale
     JPEGs, a decoding problem, or frx installed without its libjpeg module) is decoded whole and then
     cropped: the same box, and the same pixels but for the window's outermost columns of
-    chroma-subsampled JPEGs. `dct=True` (opt-in, not TF's pixels): when the box is at least 2x
-    `size` on both sides, the JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain
-    (frx.data.fast_image.dct_scale) and the scaled box is resized."""
+    chroma-subsampled JPEGs (greyscale windows are TF's exactly). `dct=True` (opt-in, not TF's
+    pixels): when the box is at least 2x `size` on both sides, the JPEG is decoded at 1/2, 1/4 or 1/8
+    scale in the DCT domain (frx.data.fast_image.dct_scale) and the scaled box is resized."""
     crop, decoded = inception_crop(size, area_min, area_max, ratio_min, ratio_max, method), decode(max_pixels, precise)
     if dct and size is None:
         raise ConfigError("decode_jpeg_and_inception_crop: dct=True needs a size to scale towards")
@@ -215,17 +215,19 @@ def decode_jpeg_and_inception_crop(size=None, area_min: float = 5, area_max: flo
 
     def run(image, rng: np.random.Generator):
         shape = fast_image.jpeg_shape(image) if isinstance(image, bytes) else None
-        if shape is None or shape[0] * shape[1] > (max_pixels or DEFAULT_MAX_PIXELS):  # the full decoder reads or refuses it
-            return crop(decoded(image, rng), rng)  # decoding draws nothing: the box is the same
-        height, width, colourspace = shape
+        # The full decoder reads or refuses anything else, and counts greyscale as a conversion (without
+        # chroma, a greyscale window is the full decode's). Decoding draws nothing: the box is the same.
+        if shape is None or shape[2] == "Gray" or shape[0] * shape[1] > (max_pixels or DEFAULT_MAX_PIXELS):
+            return crop(decoded(image, rng), rng)
+        height, width, _ = shape
         y, x, h, w = box = inception_crop_box(rng, height, width, area_range, (ratio_min, ratio_max))
         d = fast_image.dct_scale(height, width, h, w, *_as_pair(size)) if dct else 1
         if d > 1:
             small = fast_image.decode_scaled(image, d, precise)
             window = small[y // d : -(-(y + h) // d), x // d : -(-(x + w) // d)]
         else:
-            window = fast_image.decode_jpeg_crop(image, box, precise) if colourspace != "Gray" else None
-            if window is None:  # greyscale (reported as a conversion), no compiled module, or a libjpeg problem
+            window = fast_image.decode_jpeg_crop(image, box, precise)
+            if window is None:  # no compiled module, or libjpeg reported a problem
                 window = decoded(image, rng)[y : y + h, x : x + w]
         return window if size is None else _to_uint8(resizer(window, size))
 
