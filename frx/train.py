@@ -43,6 +43,7 @@ from frx import state as state_lib
 from frx.config import ConfigError, TrainConfig, from_dict, model_fingerprint, to_dict, validate
 from frx.config import changes as config_changes
 from frx.data import fast_image, host_sizing, pipeline
+from frx.data.pp import Pipeline
 from frx.data.sources import EVAL_SPLITS, make_sources
 from frx.run_lock import RunLock
 from frx.step import jit_train_step
@@ -167,9 +168,8 @@ class _Run:
                                               threads=cfg.data.threads, backend=jax.default_backend())
         if sizing:
             self.say(sizing)
-        if any(op.name == "decode_jpeg_and_inception_crop" for op in run.task.train_pp.host) and not fast_image.has_crop_decode():
-            self.say("decode_jpeg_and_inception_crop: frx.data._jpeg_crop was not compiled at install time, so windows "
-                     "are cropped from a full decode (TF's pixels except each window's edge columns; docs/data.md#decoding)")
+        for note in host_path_notes(run.task.train_pp):
+            self.say(note)
         self.data_workers = workers
         self.data_iter = pipeline.make_train_iterator(train_ds, threads=cfg.data.threads, workers=workers)
 
@@ -342,6 +342,14 @@ def evaluate_run(workdir: str, splits: list[str] | None = None) -> dict[str, flo
     for evaluator in run.evaluators():
         results.update(evaluator.run(state["params"]))
     return results
+
+
+def host_path_notes(train_pp: Pipeline) -> list[str]:
+    """What the run should know about the compiled host paths its ops will miss on this install."""
+    if any(op.name == "decode_jpeg_and_inception_crop" for op in train_pp.host) and not fast_image.has_crop_decode():
+        return ["decode_jpeg_and_inception_crop: frx.data._jpeg_crop was not compiled at install time, so windows are "
+                "cropped from a full decode (TF's pixels except each window's edge columns; docs/data.md#decoding)"]
+    return []
 
 
 def _describe(run: RunSetup, workdir: str) -> str:

@@ -108,3 +108,13 @@ def test_the_module_is_compiled_where_the_libjpeg_headers_are():
     if not Path("/usr/include/jpeglib.h").exists():
         pytest.skip("no libjpeg headers: pip install skipped frx.data._jpeg_crop (docs/data.md#decoding)")
     assert fast_image.has_crop_decode(), "pip install -e . should have compiled frx/data/_jpeg_crop.c"
+
+
+def test_a_run_says_when_the_window_decoder_is_missing(monkeypatch):
+    from frx.data.pp import make_pipeline
+    from frx.train import host_path_notes
+
+    pp = make_pipeline("decode_jpeg_and_inception_crop(16)|flip_lr|value_range(-1, 1)")
+    monkeypatch.setattr(fast_image, "_jpeg_crop", None)
+    assert ["not compiled at install time" in note for note in host_path_notes(pp)] == [True]
+    assert host_path_notes(make_pipeline("decode|inception_crop(16)|flip_lr")) == []
