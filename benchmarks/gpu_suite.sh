@@ -5,7 +5,7 @@
 #
 # `frx bench` (compile once, 20 synchronised steps) for ViT-S/16 and ViT-B/16 at batch 256 in bfloat16:
 # cuDNN attention without and with on-device augmentation (RandAugment(2, 10) + mixup 0.2, the
-# preset's pp_train), and timm eager and torch.compile interleaved with frx
+# preset's pp_train), ViT-B/16 once more with --model.scan for its compile time, and timm eager and torch.compile interleaved with frx
 # (`--compare timm`, same model and optimizer, no augmentation on either side); then the host pipeline
 # (benchmarks/host_pipeline.py, one core) and the check that the compiled RandAugment agrees with the
 # op-by-op reference within +-1 on at most 0.1% of the values (benchmarks/device_augment.py --check-only). It ends with one table built from the JSON files.
@@ -25,6 +25,10 @@ else
   export PYTHONPATH=$PWD
 fi
 export PYTHONUNBUFFERED=1 FRX_COMPILATION_CACHE=off  # compile times are measured cold
+# frx's window decoder (frx/data/_jpeg_crop.c) is built by pip install; without pip here, compile it in
+# place where the image has gcc and the libjpeg headers (fast_image.backends() below says which path ran).
+gcc -O2 -shared -fPIC $(python3-config --includes) frx/data/_jpeg_crop.c -ljpeg \
+  -o "frx/data/_jpeg_crop$(python3-config --extension-suffix)" 2>/dev/null || echo "window decoder not compiled"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt"
 python3 -c "import jax, flax, optax, torch, timm; print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', optax.__version__, 'torch', torch.__version__, 'timm', timm.__version__)" 2>&1 | tee -a "$OUT/device.txt"
 
@@ -43,6 +47,8 @@ fb S16_cudnn_aug 60 vit_s16_i1k "${COMMON[@]}" --model.attention cudnn
 (export XLA_PYTHON_CLIENT_PREALLOCATE=false
  fb B16_cudnn_noaug 170 vit_b16_i1k "${COMMON[@]}" --model.attention cudnn "${NOAUG[@]}" --compare timm)
 fb B16_cudnn_aug 60 vit_b16_i1k "${COMMON[@]}" --model.attention cudnn
+# compile time of the blocks as one lax.scan (--model.scan) against the unrolled B16_cudnn_aug above
+fb B16_cudnn_aug_scan 90 vit_b16_i1k "${COMMON[@]}" --model.attention cudnn --model.scan True --steps 5 --warmup 1
 
 echo "== compiled RandAugment vs the op-by-op reference (XLA:GPU fuses multiply-adds)"
 (cd benchmarks && timeout 150 python3 device_augment.py --check-only 2>&1 | grep -v -i warning | tail -1 | tee "$OUT/randaug_exactness.txt")
@@ -50,7 +56,7 @@ echo "== compiled RandAugment vs the op-by-op reference (XLA:GPU fuses multiply-
 echo "== host pipeline (one core)"
 python3 -c "from frx.data import fast_image; print('host paths:', fast_image.backends())" | tee "$OUT/host_backends.txt"
 (cd benchmarks && timeout 20 python3 host_pipeline.py --make-images /tmp/frx_jpegs >/dev/null &&
-  timeout 60 python3 host_pipeline.py --images /tmp/frx_jpegs --passes 2 --core 0 2>&1 | tail -9 | tee "$OUT/host_pipeline.txt")
+  timeout 60 python3 host_pipeline.py --images /tmp/frx_jpegs --passes 2 --core 0 2>&1 | tail -12 | tee "$OUT/host_pipeline.txt")
 
 python3 - "$OUT" <<'PY'
 import glob, json, os, sys
