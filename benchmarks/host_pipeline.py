@@ -1,12 +1,14 @@
 """Host-side images/s per core: decode + crop + flip on realistic ~500x375 JPEGs.
 
-frx's host pipeline (libjpeg-turbo decode through simplejpeg, TF-exact inception crop with the TF
-bilinear resize through OpenCV, flip; frx.data.fast_image), the same ops with those compiled paths
-off (Pillow decode, NumPy resize: the reference), and torchvision's RandomResizedCrop pipeline (PIL
-decode, RandomResizedCrop(224) -> PIL antialiased resize, RandomHorizontalFlip), all taking turns
-pass by pass in one process. `--impl frx` runs torchvision's PIL path as PIL calls (where torchvision
-does not install beside the CPU torch); `--impl torchvision` runs torchvision itself. The images are crops of the real photo matplotlib
-ships, re-encoded as 500x375 / 375x500 JPEGs (quality 90), so both sides read the same bytes.
+frx's host pipeline (TF's crop-window JPEG decode through frx.data._jpeg_crop, or a full libjpeg
+decode through simplejpeg, then the TF-exact inception crop with the TF bilinear resize through
+OpenCV, flip; frx.data.fast_image), the same ops with those compiled paths off (Pillow decode, NumPy
+resize: the reference), and torchvision's RandomResizedCrop pipeline (PIL decode,
+RandomResizedCrop(224) -> PIL antialiased resize, RandomHorizontalFlip), all taking turns pass by
+pass in one process. `--impl frx` runs torchvision's PIL path as PIL calls (where torchvision does
+not install beside the CPU torch); `--impl torchvision` runs torchvision itself. The images are crops
+of the real photo matplotlib ships, re-encoded as 500x375 / 375x500 JPEGs (quality 90 by default),
+so both sides read the same bytes.
 Each measurement is pinned to one core with one thread.
 
     python benchmarks/host_pipeline.py --make-images /tmp/frx_jpegs          # once (--quality 98: ~105 KiB)

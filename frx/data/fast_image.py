@@ -104,7 +104,7 @@ def decode_jpeg(data: bytes, max_pixels: int, precise: bool = False) -> tuple[np
 
 
 def decode_jpeg_crop(data: bytes, box: tuple[int, int, int, int], precise: bool = False) -> np.ndarray | None:
-    """The (y, x, h, w) window of a YCbCr or RGB JPEG as uint8 RGB, decoded like TF's
+    """The (y, x, h, w) window of a YCbCr, RGB or greyscale JPEG as uint8 RGB, decoded like TF's
     decode_and_crop_jpeg; None when the module is not compiled or libjpeg reports any problem (the
     caller then decodes the whole image, whose decoder reports or refuses it)."""
     if _jpeg_crop is None:

@@ -42,7 +42,7 @@ def test_full_decode_is_tfs_decode_jpeg_with_either_dct(layout, precise):
 
 @needs_module
 @pytest.mark.parametrize("precise", [False, True])
-@pytest.mark.parametrize("layout", ["420", "422", "444", "progressive_420"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_window_decode_is_tfs_decode_and_crop_jpeg(layout, precise):
     data, expected = _jpeg(layout), _tf(layout, precise)[1:]
     got = [_digest(fast_image.decode_jpeg_crop(data, window, precise)) for window in WINDOWS]
