@@ -99,6 +99,21 @@ def main() -> None:
     print(f"\ndots: {dot_us / 1e3:.0f} ms, {dot_flops / 1e9:.0f} GFLOP, {dot_flops / dot_us / 1e6:.3f} TFLOP/s; by shape:")
     for signature, (us, flops, count) in sorted(by_shape.items(), key=lambda kv: -kv[1][0])[:14]:
         print(f"  {us / 1e3:8.1f} ms  {count:3d}x  {flops / us / 1e6:6.3f} TFLOP/s  {signature}")
+    print("\nother ops by kind and output shape:")
+    for (kind, shape), (us, count) in sorted(other_ops(times, dots, step.compiled.as_text()).items(),
+                                             key=lambda kv: -kv[1][0])[:16]:
+        print(f"  {us / 1e3:8.1f} ms  {count:3d}x  {kind} -> {shape}")
+
+
+def other_ops(times: dict[str, float], dots: dict, hlo: str) -> dict[tuple[str, str], list]:
+    """{(kind of op, output shape): [microseconds per step, count]} for every timed op without a dot."""
+    outputs = {m.group(1): f"{m.group(2)}[{m.group(3)}]" for m in re.finditer(r"%([\w.\-]+) = \(?(\w+)\[([\d,]*)\]", hlo)}
+    rows = collections.defaultdict(lambda: [0.0, 0])
+    for name, us in times.items():
+        if name not in dots and name in outputs:
+            row = rows[(re.sub(r"[.\d]+$", "", name), outputs[name])]
+            row[0], row[1] = row[0] + us, row[1] + 1
+    return rows
 
 
 if __name__ == "__main__":

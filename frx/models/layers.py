@@ -157,7 +157,7 @@ class Mlp(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         hidden = constrain(self.fc1(x), ("batch",) + (None,) * (x.ndim - 2) + ("mlp",))
-        return self.fc2(jax.nn.gelu(hidden, approximate=True)).astype(F32)
+        return self.fc2(kernels.gelu_tanh(hidden)).astype(F32)
 
 
 class EncoderBlock(nnx.Module):

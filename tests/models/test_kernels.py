@@ -77,3 +77,35 @@ def test_causal_attention_matches_the_masked_formula_values_and_gradients(dtype)
         assert float(jnp.linalg.norm(a - b) / jnp.linalg.norm(a)) < tolerance
     # the first query sees only the first key: its output is v's first row whatever q and k are
     np.testing.assert_allclose(causal(q * 5, k, v)[:, 0], v[:, 0], atol=tolerance * 10)
+
+
+@pytest.mark.parametrize("widths", [(48, 16), (16, 48)], ids=["wide_input", "wide_output"])
+def test_bf16_dense_weight_gradient_is_the_f32_contraction_of_its_bf16_operands(widths):
+    # Either operand may be the one XLA transposes (the narrower goes left); the sum is the same.
+    k, m = widths
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 10, k)).astype(jnp.bfloat16)
+    w = jax.random.normal(jax.random.PRNGKey(1), (k, m))
+    g = jax.random.normal(jax.random.PRNGKey(2), (3, 10, m))
+    _, vjp = jax.vjp(lambda w: kernels.dense(x, w, None, "bfloat16"), w)
+    (dw,) = vjp(g.astype(jnp.bfloat16))
+    expected = np.einsum("bnk,bnm->km", np.asarray(x, np.float64), np.asarray(g.astype(jnp.bfloat16), np.float64))
+    assert dw.shape == (k, m) and dw.dtype == jnp.float32
+    # accumulated in f32, then rounded once to the bf16 weight's dtype (as torch autocast does)
+    np.testing.assert_allclose(dw, expected, rtol=2.0**-8, atol=1e-6)
+
+
+def test_gelu_tanh_is_flax_gelu_and_its_bf16_gradient_is_within_one_rounding():
+    x = jnp.linspace(-6.0, 6.0, 2001)
+    # float32: exactly jax.nn.gelu(approximate=True), values and autodiff
+    np.testing.assert_array_equal(kernels.gelu_tanh(x), jax.nn.gelu(x, approximate=True))
+    xb = x.astype(jnp.bfloat16)
+    exact = jax.nn.gelu(xb.astype(jnp.float32), approximate=True)
+    np.testing.assert_array_equal(kernels.gelu_tanh(xb), exact.astype(jnp.bfloat16))  # rounded once
+    # the hand-written backward pass against autodiff of the f32 formula at the same points
+    g = jax.random.normal(jax.random.PRNGKey(3), x.shape).astype(jnp.bfloat16)
+    (grad,) = jax.vjp(kernels.gelu_tanh, xb)[1](g)
+    (ref,) = jax.vjp(lambda t: jax.nn.gelu(t, approximate=True), xb.astype(jnp.float32))[1](g.astype(jnp.float32))
+    assert grad.dtype == jnp.bfloat16
+    # one bf16 ulp (both sides round), plus f32 cancellation in the tails where 1 + tanh(u) ~ 0 (autodiff has it too)
+    bound = np.abs(np.asarray(ref)) * 2.0**-7 + np.abs(np.asarray(g, np.float32)) * 2.0**-20
+    assert np.all(np.abs(np.asarray(grad, np.float32) - np.asarray(ref)) <= bound)
