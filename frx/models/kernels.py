@@ -7,7 +7,8 @@ which XLA silently upcasts to f32, so in bfloat16 the dense layer and the attent
 hand-written VJP whose backward dots have that form (measurements:
 ../shared/spec/cpu_perf_measurements.md, "Recipes"); the GELU's keeps its backward pass to one
 elementwise loop. In float32 plain autodiff is used. On GPUs the same explicit dtypes are what
-cuBLAS wants anyway. What each trick bought on CPU: BENCHMARKS.md, "CPU train step".
+cuBLAS wants anyway. What the GELU and the transposes bought on CPU: BENCHMARKS.md, "bfloat16 at
+parity: three kernel changes".
 """
 
 from __future__ import annotations
