@@ -1,11 +1,14 @@
 """Where the time of a compiled train step goes on XLA:CPU: each op's time from a profiler trace,
-grouped by kind, and every dot's achieved FLOP/s grouped by its operand shapes.
+grouped by kind, every dot's achieved FLOP/s grouped by its operand shapes, and the other ops
+grouped by kind and output shape.
 
     JAX_NUM_CPU_DEVICES=1 LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 \\
         python benchmarks/cpu_step_profile.py vit_s16_i1k --batch_size 32 --model.rep_size 0 \\
         --model.dtype bfloat16 --data.mixup_p 0 --data.pp_train "decode|inception_crop(224)|flip_lr|value_range(-1, 1)"
 
-Run it with one XLA device: with several, their ops run at once and the per-op times overlap. The
+Run it with one XLA device: with several, their ops run at once and the per-op times overlap. To see
+what each of frx's 2 host devices runs on a 2-core machine, pin it to one core (`taskset -c 0`) and
+halve the batch (BENCHMARKS.md, "bfloat16 at parity"). The
 dots are read from the compiled HLO (`Compiled.as_text()`); a fusion's time is attributed to the dot
 it contains (YNNPACK/XNNPACK fusions hold one dot each on XLA 0.10).
 """

@@ -96,7 +96,7 @@ def test_bf16_dense_weight_gradient_is_the_f32_contraction_of_its_bf16_operands(
 
 def test_gelu_tanh_is_flax_gelu_and_its_bf16_gradient_is_within_one_rounding():
     x = jnp.linspace(-6.0, 6.0, 2001)
-    # float32: exactly jax.nn.gelu(approximate=True), values and autodiff
+    # float32: exactly jax.nn.gelu(approximate=True), differentiated by plain autodiff
     np.testing.assert_array_equal(kernels.gelu_tanh(x), jax.nn.gelu(x, approximate=True))
     xb = x.astype(jnp.bfloat16)
     exact = jax.nn.gelu(xb.astype(jnp.float32), approximate=True)
