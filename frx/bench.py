@@ -24,7 +24,7 @@ import time
 import jax
 import numpy as np
 
-from frx import flops, hardware, process_env, sharding, tasks
+from frx import flops, hardware, sharding, tasks
 from frx import state as state_lib
 from frx.config import TrainConfig
 from frx.data import schema
@@ -226,9 +226,7 @@ def run(cfg: TrainConfig, *, steps: int = 10, warmup: int = 2, input_pipeline: b
     step = CompiledStep(cfg, mesh)
     samples, others = bench_step(step, steps=steps, warmup=warmup, extra=extra)
     report = describe_step(step, samples)
-    devices = jax.local_devices()
-    where = (f"{hardware.describe_cpu()}, {process_env.describe_allocator(dict(os.environ))}"
-             if devices[0].platform == "cpu" else devices[0].device_kind)
+    where = hardware.describe_machine(jax.local_devices()[0])
     title = (f"frx bench {cfg.name}: {models.describe(cfg.model)}, batch {cfg.batch_size}, {compute_dtype(cfg)} | "
              f"{sharding.describe(cfg.mesh, mesh)} | {where} | jax {jax.__version__}")
     print(report.format(title), flush=True)

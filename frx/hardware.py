@@ -16,6 +16,8 @@ import os
 import re
 import time
 
+from frx import process_env
+
 # Flags of /proc/cpuinfo that decide how fast bfloat16 matmuls can be on x86.
 BF16_MATRIX_FLAGS = ("amx_bf16", "avx512_bf16")
 REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
@@ -55,6 +57,14 @@ def cpu_info() -> dict:
 def describe_cpu() -> str:
     info = cpu_info()
     return f"{info['model'] or 'unknown CPU'} x{info['cores']} ({' '.join(info['flags']) or 'no AVX flags'})"
+
+
+def describe_machine(device) -> str:
+    """What a run or benchmark header names as its machine: the accelerator's kind, or the CPU with
+    its flags and the allocator (which moves CPU step times by up to 1.5x, frx.process_env)."""
+    if device.platform != "cpu":
+        return device.device_kind
+    return f"CPU {describe_cpu()}, {process_env.describe_allocator(dict(os.environ))}"
 
 
 def cpu_has_bf16_matrix_units() -> bool:

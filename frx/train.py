@@ -30,7 +30,6 @@ from frx import (
     models,
     preemption,
     preflight,
-    process_env,
     runs,
     schedules,
     sharding,
@@ -363,7 +362,7 @@ def _describe(run: RunSetup, workdir: str) -> str:
         f"frx train {cfg.name}: {run.task.describe()}, {models.describe(cfg.model)}{mup_note} ({n:,} params) | "
         f"{d.total_steps} steps of batch {cfg.batch_size} (warmup {d.warmup_steps}) | "
         f"compute {hardware.describe_dtype(_dtype_setting(cfg))} | {sharding.describe(cfg.mesh, run.mesh)} | "
-        f"{_machine()} | {workdir}"
+        f"{hardware.describe_machine(jax.devices()[0])} | {workdir}"
     )
 
 
@@ -381,13 +380,6 @@ def _mfu(cfg: TrainConfig, steps: int, seconds: float) -> float | None:
 def _dtype_setting(cfg: TrainConfig) -> str:
     """The model's dtype setting (the image tower's for two towers), "auto" unresolved."""
     return getattr(cfg.model, "dtype", None) or cfg.model.image.dtype
-
-
-def _machine() -> str:
-    device = jax.devices()[0]
-    if device.platform != "cpu":
-        return device.device_kind
-    return f"CPU {hardware.describe_cpu()}, {process_env.describe_allocator(dict(os.environ))}"
 
 
 def _progress_bar(cfg, start, total, is_main):

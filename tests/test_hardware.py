@@ -35,6 +35,14 @@ def test_cpu_info_reads_this_machine():
     assert info["model"] in hardware.describe_cpu()
 
 
+def test_machine_description_names_the_cpu_and_its_allocator_or_the_accelerator(monkeypatch):
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4")
+    cpu = types.SimpleNamespace(platform="cpu", device_kind="cpu")
+    assert hardware.describe_machine(cpu) == f"CPU {hardware.describe_cpu()}, tcmalloc"
+    gpu = types.SimpleNamespace(platform="gpu", device_kind="NVIDIA H200")
+    assert hardware.describe_machine(gpu) == "NVIDIA H200"
+
+
 def test_measured_cpu_peak_is_positive_and_below_a_generous_bound():
     flops_per_s = hardware.measured_matmul_flops("float32", size=256, repeats=2, min_seconds=0.01)
     assert 1e8 < flops_per_s < 1e14
