@@ -94,6 +94,17 @@ def test_bf16_dense_weight_gradient_is_the_f32_contraction_of_its_bf16_operands(
     np.testing.assert_allclose(dw, expected, rtol=2.0**-8, atol=1e-6)
 
 
+def test_bf16_attention_key_and_value_gradients_are_the_f32_contraction_over_queries():
+    # dK and dV contract the query axis, which the kernel reaches by transposing the (Nq, Dh)
+    # operand and then the result; Nq, Nk and Dh differ so that any swapped axis shows.
+    a = jax.random.normal(jax.random.PRNGKey(0), (3, 7, 5)).astype(jnp.bfloat16)  # (BH, Nq, Nk)
+    b = jax.random.normal(jax.random.PRNGKey(1), (3, 7, 4)).astype(jnp.bfloat16)  # (BH, Nq, Dh)
+    out = kernels._contract_queries(a, b)
+    expected = np.einsum("bqk,bqd->bkd", np.asarray(a, np.float64), np.asarray(b, np.float64))
+    assert out.shape == (3, 5, 4) and out.dtype == jnp.float32
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+
+
 def test_gelu_tanh_is_flax_gelu_and_its_bf16_gradient_is_within_one_rounding():
     x = jnp.linspace(-6.0, 6.0, 2001)
     # float32: exactly jax.nn.gelu(approximate=True), differentiated by plain autodiff
