@@ -10,7 +10,7 @@ of a shared machine (±10% between processes here) cancels in the ratio of each 
 `--core-only` times the attention core's forward and backward pass alone (ViT-S/16 shapes at the
 step's batch) instead of the step. One device pinned to one core is what each of frx's 2 host
 devices runs on a 2-core machine (BENCHMARKS.md, "bfloat16 at parity"). The alternatives are the
-earlier forms of the kernels, kept here as the record of what the current form was measured against.
+earlier forms of the kernels: the record of what the current form was measured against.
 """
 
 from __future__ import annotations
@@ -22,33 +22,32 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from frx import bench, sharding
 from frx.cli import parse_train_args
 from frx.models import kernels
 
 
-def _contract_queries_probs_transposed(a, b):
-    """einsum('bqk,bqd->bkd') with the (Nq, Nk) operand transposed (frx until 2026-12-07)."""
-    bh, q, k = a.shape
-    a_t = jax.lax.optimization_barrier(jnp.swapaxes(a, 1, 2).reshape(bh, k * q)).reshape(bh, k, q)
-    return jnp.einsum("bkq,bqd->bkd", a_t, b, preferred_element_type=jnp.float32)
-
-
 # name: (attribute of frx.models.kernels, the alternative)
 ALTERNATIVES = {
-    "probs_transposed": ("_contract_queries", _contract_queries_probs_transposed),
+    # dK and dV with the (Nq, Nk) probabilities transposed whatever the head width (frx until 2026-12-07)
+    "probs_transposed": ("_contract_queries", kernels._contract_queries_transposing),
 }
 
 
 def build(make, attribute: str, replacement):
-    """make() -> (run, compiled HLO text), traced and compiled with kernels.<attribute> replaced
-    (None: frx's own kernel)."""
+    """(make()'s run function, whether the trace reached kernels.<attribute>), traced and compiled
+    with that kernel replaced (None: frx's own kernel)."""
     original = getattr(kernels, attribute)
-    setattr(kernels, attribute, replacement or original)
+    kernel, calls = replacement or original, []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return kernel(*args, **kwargs)
+
+    setattr(kernels, attribute, counted)
     try:
-        return make()
+        return make(), bool(calls)
     finally:
         setattr(kernels, attribute, original)
 
@@ -64,7 +63,7 @@ def attention_core(batch: int, heads: int = 6, tokens: int = 196, head_dim: int 
             return out, vjp(g)
 
         compiled = jax.jit(forward_backward).lower(q, k, v, g).compile()
-        return (lambda: jax.block_until_ready(compiled(q, k, v, g))), compiled.as_text()
+        return lambda: jax.block_until_ready(compiled(q, k, v, g))
 
     return make
 
@@ -73,8 +72,7 @@ def train_step(argv: list[str]):
     cfg = parse_train_args(argv[0], argv[1:] + ["--data.root", "(no images read)"])
 
     def make():
-        step = bench.CompiledStep(cfg, sharding.make_mesh(cfg.mesh))
-        return step.run, step.compiled.as_text()
+        return bench.CompiledStep(cfg, sharding.make_mesh(cfg.mesh)).run
 
     return make, cfg.batch_size
 
@@ -92,9 +90,9 @@ def main() -> None:
     if args.core_only:
         make, what = attention_core(batch), f"attention core forward + backward, batch {batch}"
     built = {"frx": build(make, attribute, None), args.alternative: build(make, attribute, replacement)}
-    if len({hlo for _, hlo in built.values()}) == 1:
-        sys.exit(f"kernel_ab: {args.alternative} compiled to the same program as frx's kernel; the train "
-                 f"step does not reach kernels.{attribute} with these arguments (--model.dtype bfloat16?)")
+    if not all(reached for _, reached in built.values()):
+        sys.exit(f"kernel_ab: the {what} never calls kernels.{attribute}, so both programs would be the "
+                 f"same; time a step that does (--model.dtype bfloat16 for the attention kernels)")
     runs = {name: run for name, (run, _) in built.items()}
     times = {name: [] for name in runs}
     for pair in range(args.pairs + 1):

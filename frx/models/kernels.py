@@ -159,17 +159,25 @@ def _contract_queries(a, b):
     """einsum('bqk,bqd->bkd') for a (BH, Nq, Nk) and b (BH, Nq, Dh), written as the dot XLA:CPU runs
     on its bf16 fast path: the left operand contracted on its last axis, in the default layout.
 
-    As in `_contract_rows`, the narrower operand is the one transposed: b becomes (BH, Dh, Nq), the
-    dot gives (BH, Dh, Nk), and that result is transposed back. Both copies sit behind optimization
-    barriers, without which XLA folds them into the dot's layouts and runs it upcast to f32 (the
-    flattened first copy also keeps XLA on its fast transpose emitter). Transposing `a` instead, the
-    earlier way, copies an (Nq, Nk) array, three times b's size in a ViT-S: this form made the ViT-S
-    attention core's forward and backward pass 1.08x faster on one CPU core (BENCHMARKS.md, "The
-    attention backward transposes the narrow operand")."""
-    bh, q, d = b.shape
-    b_t = jax.lax.optimization_barrier(jnp.swapaxes(b, 1, 2).reshape(bh, d * q)).reshape(bh, d, q)
-    out = jnp.einsum("bdq,bqk->bdk", b_t, a, preferred_element_type=F32)
-    return jnp.swapaxes(jax.lax.optimization_barrier(out), 1, 2)
+    As in `_contract_rows`, the narrower operand is the one transposed, and when that is b the
+    (BH, Dh, Nk) result is transposed back behind an optimization barrier (without it XLA folds the
+    transpose into the dot's layout and runs the dot upcast to f32). In a ViT-S the probabilities are
+    three times b's size: transposing b made the attention core's forward and backward pass 1.07x
+    faster on one CPU core than transposing them (BENCHMARKS.md, "The attention backward transposes
+    the narrow operand")."""
+    if a.shape[-1] <= b.shape[-1]:
+        return _contract_queries_transposing(a, b)
+    return jnp.swapaxes(jax.lax.optimization_barrier(_contract_queries_transposing(b, a)), 1, 2)
+
+
+def _contract_queries_transposing(a, b):
+    """einsum('bqk,bqd->bkd') with `a` copied into (BH, Nk, Nq) order first. The copy is flattened
+    across an optimization barrier: without the barrier XLA folds the transpose into the dot's
+    layout, and splitting the query axis in two instead made XLA emit the copy as a generic loop
+    1.8x slower than its transpose emitter."""
+    bh, q, k = a.shape
+    a_t = jax.lax.optimization_barrier(jnp.swapaxes(a, 1, 2).reshape(bh, k * q)).reshape(bh, k, q)
+    return jnp.einsum("bkq,bqd->bkd", a_t, b, preferred_element_type=F32)
 
 
 def _probs(q, k, causal: bool):

@@ -94,14 +94,15 @@ def test_bf16_dense_weight_gradient_is_the_f32_contraction_of_its_bf16_operands(
     np.testing.assert_allclose(dw, expected, rtol=2.0**-8, atol=1e-6)
 
 
-def test_bf16_attention_key_and_value_gradients_are_the_f32_contraction_over_queries():
-    # dK and dV contract the query axis, which the kernel reaches by transposing the (Nq, Dh)
-    # operand and then the result; Nq, Nk and Dh differ so that any swapped axis shows.
-    a = jax.random.normal(jax.random.PRNGKey(0), (3, 7, 5)).astype(jnp.bfloat16)  # (BH, Nq, Nk)
-    b = jax.random.normal(jax.random.PRNGKey(1), (3, 7, 4)).astype(jnp.bfloat16)  # (BH, Nq, Dh)
+@pytest.mark.parametrize("keys,head_dim", [(5, 4), (3, 6)], ids=["probabilities_wider", "head_dim_wider"])
+def test_bf16_attention_key_and_value_gradients_are_the_f32_contraction_over_queries(keys, head_dim):
+    # dK and dV contract the query axis, which the kernel reaches by transposing the narrower operand
+    # (and then the result); Nq, Nk and Dh differ so that any swapped axis shows.
+    a = jax.random.normal(jax.random.PRNGKey(0), (3, 7, keys)).astype(jnp.bfloat16)  # (BH, Nq, Nk)
+    b = jax.random.normal(jax.random.PRNGKey(1), (3, 7, head_dim)).astype(jnp.bfloat16)  # (BH, Nq, Dh)
     out = kernels._contract_queries(a, b)
     expected = np.einsum("bqk,bqd->bkd", np.asarray(a, np.float64), np.asarray(b, np.float64))
-    assert out.shape == (3, 5, 4) and out.dtype == jnp.float32
+    assert out.shape == (3, keys, head_dim) and out.dtype == jnp.float32
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
 
 
