@@ -7,7 +7,7 @@
         --data.val_root '/data/tol10m/val/shard-{000000..000005}.tar' --data.catalog /data/tol10m/catalog.csv \\
         --model.num_classes N            # N = the taxa the run's label index finds (the first start says it)
 
-vit_b16_tol10m has not been run on the real data; its memory (40.7 GiB per device on 8 devices,
+vit_b16_tol10m has not been run on the real data; its memory (27.7 GiB per device on 8 devices,
 `frx aot`) and the demo's numbers against the flat and sampled softmax are in BENCHMARKS.md;
 docs/extreme.md says which head to choose when.
 """
