@@ -1,8 +1,8 @@
 """Extreme classification: a small CPU demo with 14,400 classes, and a ViT-B/16 baseline on TreeOfLife-10M.
 
-    frx train extreme_demo      # embedded 7-rank taxonomy, 14,400 classes, 32x32: 10 min on 2 shared CPU
-        # cores (2026-12-06, AMD EPYC), 49.9% class top-1, by rank: phylum 94.8%, order 79.0%,
-        # family 60.8%, genus 59.9%, species 55.4% (chance per class 0.007%)
+    frx train extreme_demo      # embedded 7-rank taxonomy, 14,400 classes, 32x32: 4 min on 2 CPU cores
+        # (2026-12-07, AMD EPYC), 50.0% class top-1, by rank: phylum 94.7%, order 79.1%,
+        # family 60.7%, genus 59.9%, species 55.5% (chance per class 0.007%)
     frx train vit_b16_tol10m --data.root '/data/tol10m/train/shard-{000000..000163}.tar' \\
         --data.val_root '/data/tol10m/val/shard-{000000..000005}.tar' --data.catalog /data/tol10m/catalog.csv \\
         --model.num_classes N            # N = the taxa the run's label index finds (the first start says it)
