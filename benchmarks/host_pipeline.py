@@ -64,7 +64,7 @@ def _pipelines(impl: str):
 
     if impl == "frx":
         from frx.data import fast_image
-        from frx.data.crops import random_resized_crop_box
+        from frx.data.crops import inception_crop_box, random_resized_crop_box
         from frx.data.pp import make_pipeline
 
         def image_fn(pp: str):  # the host ops on a record holding just the encoded image
@@ -80,6 +80,17 @@ def _pipelines(impl: str):
                 finally:
                     fast_image.cv2, fast_image.simplejpeg, fast_image._jpeg_crop = saved
             return run
+
+        def window_box(data, rng):  # the box decode_jpeg_and_inception_crop draws (same rng use)
+            height, width, _ = fast_image.jpeg_shape(data)
+            return inception_crop_box(rng, height, width)
+
+        def window_only(data, rng):
+            return fast_image.decode_jpeg_crop(data, window_box(data, rng))
+
+        def window_bottom_row(data, rng):
+            y, x, h, w = window_box(data, rng)
+            return fast_image.decode_jpeg_crop(data, (y + h - 1, x, 1, w))
 
         def pil_rrc(data, rng):
             # torchvision's PIL path (transforms.RandomResizedCrop(224) + RandomHorizontalFlip on a PIL
@@ -98,6 +109,10 @@ def _pipelines(impl: str):
                 "decode only (frx: libjpeg, precise=True)": image_fn("decode(precise=True)"),
                 # a floor on any exact decode: the entropy decoding of every block, with 1/64 of the IDCT
                 "entropy decoding ceiling (libjpeg at 1/8 scale)": lambda data, rng: fast_image.decode_scaled(data, 8),
+                # the floor of the window decode: the rows down to the window's last one, entropy-decoded
+                # (libjpeg skips the IDCT above the window), with only that last row reconstructed
+                "entropy decoding down to the window (its last row decoded)": window_bottom_row,
+                "window decode only (no resize)": window_only,
                 "frx decode_jpeg_and_inception_crop(224) + flip_lr (window decode)":
                     image_fn("decode_jpeg_and_inception_crop(224)|flip_lr"),
                 "frx decode + inception_crop(224) + flip_lr (full decode)": image_fn("decode|inception_crop(224)|flip_lr"),
