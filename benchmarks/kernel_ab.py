@@ -27,7 +27,6 @@ from frx import bench, sharding
 from frx.cli import parse_train_args
 from frx.models import kernels
 
-
 # name: (attribute of frx.models.kernels, the alternative)
 ALTERNATIVES = {
     # dK and dV with the (Nq, Nk) probabilities transposed whatever the head width (frx until 2026-12-07)
