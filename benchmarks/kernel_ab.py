@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--core-only", action="store_true", help="time the attention core, not the train step")
     args, train_argv = parser.parse_known_args()
     train_argv = [a for a in train_argv if a != "--"]
+    if not train_argv:
+        parser.error("give the preset and its overrides after --, e.g. -- vit_s16_i1k --batch_size 16 --model.dtype bfloat16")
     attribute, replacement = ALTERNATIVES[args.alternative]
     make, batch = train_step(train_argv)
     what = f"{train_argv[0]} train step, batch {batch}"
